@@ -1,0 +1,31 @@
+"""The ``songnodes`` command line: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.cli import db_cmds
+
+app = typer.Typer(
+    name="songnodes",
+    help="SongNodes medallion enrichment pipeline (bronze -> silver -> gold).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(db_cmds.app, name="db")
+
+
+def _register_optional_commands() -> None:
+    """Attach commands whose modules import heavier dependencies (Celery, providers)."""
+    from pipeline.cli import pipeline_cmds
+
+    pipeline_cmds.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_optional_commands()
+    app()
+
+
+__all__ = ["app", "main"]
