@@ -1,0 +1,324 @@
+"""Track identity: name normalisation, artist/title splitting, candidate scoring, dedup keys.
+
+Provider searches return several candidates; ``match_confidence`` scores each against what we
+asked for and ``best_match`` picks one. ``identity_key`` is the normalised "artists|title" used to
+deduplicate silver tracks when no ISRC or provider id links two bronze rows.
+
+Scoring ladder (the numbers are contract, see docs/CONTRACTS.md):
+
+* same ISRC on both sides: 0.99 (0.90 when the names have nothing in common, which happens with
+  compilation mis-tags but also with recycled ISRCs);
+* same artist set and same base title: 0.95, minus a small penalty when the mix names differ
+  between "original"-like versions and a large one for remix vs original;
+* otherwise rapidfuzz token-set similarity of artists and titles, mapped so that a combined
+  similarity under 0.7 scores at most 0.42 (never a match) and a perfect fuzzy match 0.90;
+* durations more than 10 s apart cost 0.08, more than 30 s apart 0.30; two valid, different
+  ISRCs cost 0.35 (two recordings, even if everything else looks alike).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from pipeline.normalise.errors import InvalidValue
+from pipeline.normalise.isrc import try_isrc
+
+__all__ = [
+    "KNOWN_ACTS",
+    "Candidate",
+    "TrackQuery",
+    "best_match",
+    "identity_key",
+    "match_confidence",
+    "normalise_name",
+    "split_artists",
+    "split_title",
+]
+
+MIN_BEST_MATCH = 0.5
+
+
+@dataclass(frozen=True)
+class TrackQuery:
+    """What we are looking for at a provider (re-exported by ``providers.contract``)."""
+
+    artist: str
+    title: str
+    isrc: str | None = None
+    duration_ms: int | None = None
+    provider_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One search result; ``payload`` is the provider's raw object, carried through untouched."""
+
+    artist: str
+    title: str
+    duration_ms: int | None = None
+    isrc: str | None = None
+    payload: Any = None
+
+
+# Acts whose names contain a separator. Splitting them would invent two artists that do not
+# exist and break identity keys, so they are protected before splitting (case-insensitive).
+KNOWN_ACTS: tuple[str, ...] = (
+    "Above & Beyond",
+    "Axwell & Ingrosso",
+    "Camo & Krooked",
+    "Chase & Status",
+    "Dimitri Vegas & Like Mike",
+    "Earth, Wind & Fire",
+    "Eli & Fur",
+    "Faul & Wad",
+    "Florence and the Machine",
+    "Hall & Oates",
+    "Jkyl & Hyde",
+    "Kraak & Smaak",
+    "Prok & Fitch",
+    "Simon & Garfunkel",
+    "Sunnery James & Ryan Marciano",
+    "Tube & Berger",
+    "Walker & Royce",
+    "AC/DC",
+    "Axwell /\\ Ingrosso",
+)
+_KNOWN_RE = re.compile(
+    r"(?<!\w)(?:"
+    + "|".join(re.escape(a) for a in sorted(KNOWN_ACTS, key=len, reverse=True))
+    + r")(?!\w)",
+    re.IGNORECASE,
+)
+_ARTIST_SEP_RE = re.compile(
+    r"""\s*(?:
+        &|,|;|/|\s×\s|\s[xX]\s
+        |(?<!\w)(?:vs|feat|ft)\.?(?=\s)
+        |(?<!\w)(?:featuring|with)(?=\s)
+        |\sand\s(?!the\b)
+    )\s*""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_FEAT_BRACKET_RE = re.compile(
+    r"\s*[(\[]\s*(?:feat\.?|ft\.?|featuring|with)\s+([^)\]]*)[)\]]", re.IGNORECASE
+)
+_FEAT_TAIL_RE = re.compile(r"\s+(?:feat\.?|ft\.?|featuring)\s+(.+)$", re.IGNORECASE)
+_TRAILING_GROUP_RE = re.compile(r"\s*(\(([^()]*)\)|\[([^\[\]]*)\])\s*$")
+_MIX_WORDS_RE = re.compile(
+    r"\b(?:mix|remix|rmx|edit|version|dub|vip|rework|bootleg|refix|flip|instrumental|"
+    r"acapella|a cappella|extended|radio|remaster(?:ed)?|live|original|re-?edit|remode)\b",
+    re.IGNORECASE,
+)
+_REMIX_WORDS_RE = re.compile(
+    r"\b(?:remix|rmx|vip|dub|rework|bootleg|refix|flip|remode|re-?edit)\b", re.IGNORECASE
+)
+# Versions that are the same recording for a DJ: Beatport's "Original Mix" is the full-length
+# cut, and "Extended Mix" is what labels call that same cut on dance releases.
+_NEUTRAL_MIXES = frozenset(
+    {
+        "original mix",
+        "original",
+        "original version",
+        "extended mix",
+        "extended",
+        "extended version",
+        "main mix",
+    }
+)
+_SPECIAL_LETTERS = str.maketrans(
+    {"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i"}
+)
+
+
+def _require_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(what, value, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def normalise_name(s: str) -> str:
+    """Casefolded, accent-free, ``&``/``+``/``and`` unified, punctuation-free, single-spaced."""
+    text = unicodedata.normalize("NFKD", _require_str(s, "name").casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_SPECIAL_LETTERS)
+    text = re.sub(r"[&+]", " and ", text)
+    text = re.sub(r"['’.`´]", "", text)  # "Fred again.." -> "fred again", "D.O.D" -> "dod"
+    text = re.sub(r"[\W_]+", " ", text)
+    return " ".join(text.split())
+
+
+def split_artists(s: str) -> list[str]:
+    """Individual artist names in order, deduplicated; known multi-word acts kept whole."""
+    text = " ".join(_require_str(s, "artist").split())
+    text = _FEAT_BRACKET_RE.sub(lambda m: f" feat. {m[1]}", text)
+    pieces: list[str] = []
+    position = 0
+    for match in _KNOWN_RE.finditer(text):
+        pieces.extend(_ARTIST_SEP_RE.split(text[position : match.start()]))
+        pieces.append(match[0])
+        position = match.end()
+    pieces.extend(_ARTIST_SEP_RE.split(text[position:]))
+    result: list[str] = []
+    seen: set[str] = set()
+    for piece in pieces:
+        name = piece.strip(" \t-")
+        key = normalise_name(name) or name.casefold()
+        if name and key not in seen:
+            seen.add(key)
+            result.append(name)
+    return result
+
+
+def _split_featuring(title: str) -> tuple[str, list[str]]:
+    featured: list[str] = []
+
+    def take(match: re.Match[str]) -> str:
+        featured.extend(split_artists(match[1]))
+        return ""
+
+    text = _FEAT_BRACKET_RE.sub(take, title)
+    # A bare "feat. X" runs to the end of the title or to the next bracket group.
+    tail = re.search(
+        r"\s+(?:feat\.?|ft\.?|featuring)\s+([^()\[\]]+?)(?=\s*[(\[]|$)", text, re.IGNORECASE
+    )
+    if tail:
+        featured.extend(split_artists(tail[1]))
+        text = text[: tail.start()] + text[tail.end() :]
+    return " ".join(text.split()), featured
+
+
+def split_title(s: str) -> tuple[str, str | None]:
+    """``(base title, mix name or None)``; featured artists are removed from the title."""
+    title, _ = _split_featuring(" ".join(_require_str(s, "title").split()))
+    mixes: list[str] = []
+    while match := _TRAILING_GROUP_RE.search(title):
+        inner = (match[2] if match[2] is not None else match[3]).strip()
+        # "(Hear Me Tonight)" is part of the title; only groups that name a version are mixes.
+        if not _MIX_WORDS_RE.search(inner) or match.start() == 0:
+            break
+        mixes.insert(0, inner)
+        title = title[: match.start()].rstrip()
+    if not mixes and " - " in title:
+        head, _, tail = title.rpartition(" - ")
+        if head.strip() and _MIX_WORDS_RE.search(tail):
+            title, mixes = head.strip(), [tail.strip()]
+    mix = " - ".join(m for m in mixes if m) or None
+    return title, mix
+
+
+@dataclass(frozen=True)
+class _Parts:
+    artists: frozenset[str]
+    base: str
+    mix: str | None  # normalised; None for absent or neutral ("original"-like) versions
+    mix_raw: str | None  # normalised, neutral versions kept (for the small penalty)
+
+
+def _parts(artist: Any, title: Any) -> _Parts:
+    artist_text = artist if isinstance(artist, str) else ""
+    title_text = title if isinstance(title, str) else ""
+    base, featured = _split_featuring(" ".join(title_text.split()))
+    base, mix = split_title(base)
+    mix_norm = normalise_name(mix) if mix else None
+    names = {normalise_name(a) for a in [*split_artists(artist_text), *featured]} - {""}
+    if mix_norm and _REMIX_WORDS_RE.search(mix_norm):
+        # Remixers are credited in the artist field by some sources and only in the mix name by
+        # others; drop them from the set (when someone else remains) so both spellings agree.
+        others = {n for n in names if f" {n} " not in f" {mix_norm} "}
+        names = others or names
+    neutral = mix_norm is None or mix_norm in _NEUTRAL_MIXES
+    return _Parts(frozenset(names), normalise_name(base), None if neutral else mix_norm, mix_norm)
+
+
+def identity_key(artist: str, title: str) -> str:
+    """``"artist1,artist2|base title (mix)"``: order-insensitive artists, neutral mixes dropped."""
+    _require_str(artist, "artist")
+    _require_str(title, "title")
+    parts = _parts(artist, title)
+    artists = ",".join(sorted(parts.artists)) or " ".join(artist.casefold().split())
+    base = parts.base or " ".join(title.casefold().split())
+    return f"{artists}|{base} ({parts.mix})" if parts.mix else f"{artists}|{base}"
+
+
+def _mix_penalty(a: _Parts, b: _Parts) -> float:
+    if a.mix_raw == b.mix_raw:
+        return 0.0
+    if a.mix is None and b.mix is None:
+        return 0.03  # "Extended Mix" vs "Original Mix" (or vs nothing): same cut for a DJ
+    remix_a = bool(a.mix and _REMIX_WORDS_RE.search(a.mix))
+    remix_b = bool(b.mix and _REMIX_WORDS_RE.search(b.mix))
+    if remix_a or remix_b:
+        return 0.30  # a remix is another recording, or a different remix
+    return 0.10  # radio edit, instrumental, live ... of the same song
+
+
+def _similar(a: str, b: str) -> float:
+    # token_set_ratio alone scores a subset as 100 ("Energy" vs "Energy Flow"); averaging with
+    # token_sort_ratio keeps word-order tolerance but charges for the extra words.
+    return (fuzz.token_set_ratio(a, b) + fuzz.token_sort_ratio(a, b)) / 2.0
+
+
+def _name_similarity(a: _Parts, b: _Parts) -> float:
+    artists = _similar(" ".join(sorted(a.artists)), " ".join(sorted(b.artists)))
+    titles = _similar(a.base, b.base)
+    # Geometric mean: the right artist with the wrong title (or vice versa) must stay low.
+    return float((artists / 100.0) * (titles / 100.0)) ** 0.5
+
+
+def _duration_penalty(query: TrackQuery, candidate: Candidate) -> float:
+    q, c = query.duration_ms, candidate.duration_ms
+    if (
+        not isinstance(q, int)
+        or not isinstance(c, int)
+        or isinstance(q, bool)
+        or isinstance(c, bool)
+    ):
+        return 0.0
+    if q <= 0 or c <= 0:
+        return 0.0
+    diff = abs(q - c)
+    if diff > 30_000:
+        return 0.30
+    if diff > 10_000:
+        return 0.08
+    return 0.0
+
+
+def match_confidence(query: TrackQuery, candidate: Candidate) -> float:
+    """How sure we are that ``candidate`` is the track ``query`` describes, in [0, 1]."""
+    q, c = _parts(query.artist, query.title), _parts(candidate.artist, candidate.title)
+    isrc_q, isrc_c = try_isrc(query.isrc), try_isrc(candidate.isrc)
+    duration_penalty = _duration_penalty(query, candidate)
+    similarity = _name_similarity(q, c)
+    if isrc_q and isrc_q == isrc_c:
+        # The ISRC names the recording; durations from different stores only weakly disagree.
+        score = (0.99 if similarity >= 0.5 else 0.90) - duration_penalty / 2
+    else:
+        if q.artists and q.artists == c.artists and q.base and q.base == c.base:
+            score = 0.95 - _mix_penalty(q, c)
+        elif similarity < 0.7:
+            score = similarity * 0.6
+        else:
+            score = 0.42 + (similarity - 0.7) / 0.3 * 0.48 - _mix_penalty(q, c)
+        score -= duration_penalty
+        if isrc_q and isrc_c:
+            score -= 0.35
+    return round(min(1.0, max(0.0, score)), 4)
+
+
+def best_match(
+    query: TrackQuery, candidates: Iterable[Candidate]
+) -> tuple[Candidate, float] | None:
+    """The highest-scoring candidate (first wins ties), or None when it scores under 0.5."""
+    best: tuple[Candidate, float] | None = None
+    for candidate in candidates:
+        score = match_confidence(query, candidate)
+        if best is None or score > best[1]:
+            best = (candidate, score)
+    if best is None or best[1] < MIN_BEST_MATCH:
+        return None
+    return best
