@@ -1,0 +1,388 @@
+"""``HttpProvider``: the base every HTTP provider builds on.
+
+It owns the httpx client (timeouts, User-Agent, 5 MB streamed body cap), acquires the global rate
+limit before every request, retries retryable errors inside a small budget (tenacity: exponential
+backoff with jitter, ``Retry-After`` honoured; longer waits surface as ``RateLimited`` so Celery
+retries with a countdown), maps HTTP outcomes to ``providers.errors``, records every exchange as a
+redacted ``RawResponse``, and wraps each logical lookup in the provider's circuit breaker.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib.metadata
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import tenacity
+
+from providers._http import decode_body, parse_retry_after, read_bounded, redact
+from providers.breaker import BreakerConfig, CircuitBreaker, TransitionCallback
+from providers.contract import LookupResult, Provider, RawResponse, TrackQuery
+from providers.errors import (
+    AuthError,
+    CapabilityUnavailable,
+    MalformedResponse,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+from providers.ratelimit import RateLimitConfig, RateLimiter
+from providers.settings import ProviderSettings, settings_for
+
+__all__ = ["USER_AGENT", "ClientCredentials", "HttpProvider", "Reply", "RetryPolicy"]
+
+logger = logging.getLogger("songnodes.providers")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("songnodes")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"SongNodes/{_version()} ( ops@songnodes.invalid )"
+
+# The raw responses of the lookup running in this thread/context.
+_collected: contextvars.ContextVar[list[RawResponse] | None] = contextvars.ContextVar(
+    "songnodes_provider_responses", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """In-call retries: short, so a worker slot is not held; the task retries the rest."""
+
+    attempts: int = 2
+    max_total_wait_s: float = 2.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 1.0
+    jitter_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A decoded HTTP reply (JSON body) handed to the provider's parsing code."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: Any
+    is_json: bool
+    raw: RawResponse
+
+
+def _failure_for_breaker(exc: ProviderError) -> bool:
+    if isinstance(exc, RateLimited):
+        return not exc.local
+    return isinstance(exc, TransientError | MalformedResponse)
+
+
+class HttpProvider(Provider):
+    """Base class for providers spoken to over HTTP."""
+
+    settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    api_version: ClassVar[str | None] = None
+    # Default wait when a throttle signal carries no Retry-After.
+    default_retry_after_s: ClassVar[float] = 1.0
+    # Sent with every request (e.g. TIDAL's JSON:API media type).
+    default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        rate_limit: RateLimitConfig | None = None,
+        on_transition: TransitionCallback | None = None,
+        http_client: httpx.Client | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings or settings_for(self.name)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._owns_client = http_client is None
+        self.http = http_client or httpx.Client(
+            timeout=httpx.Timeout(self.settings.timeout),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=True,
+        )
+        self.limiter = limiter or RateLimiter(self.name, self._rate_limit(rate_limit), sleep=sleep)
+        self.breaker = breaker or CircuitBreaker(
+            self.name, BreakerConfig(), on_transition=on_transition
+        )
+
+    def _rate_limit(self, given: RateLimitConfig | None) -> RateLimitConfig:
+        # Precedence: env override > value from enrichment_providers (caller) > our default.
+        s = self.settings
+        explicit = s.model_fields_set
+        if given is None:
+            return RateLimitConfig(s.rate_limit_per_second, s.rate_limit_per_day)
+        return RateLimitConfig(
+            s.rate_limit_per_second if "rate_limit_per_second" in explicit else given.per_second,
+            s.rate_limit_per_day if "rate_limit_per_day" in explicit else given.per_day,
+        )
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.http.close()
+
+    def __enter__(self) -> HttpProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the logical lookup: breaker + response collection ---------------------------------------
+    def lookup(self, query: TrackQuery, fields: Collection[str]) -> LookupResult:
+        """Provider.lookup wrapped in the breaker; every raw response lands in the result/error."""
+        if not self.settings.base_url:
+            return LookupResult(
+                self.name,
+                "unavailable",
+                unavailable=dict.fromkeys(fields, "provider not configured (no base URL)"),
+            )
+        self.breaker.before_call()
+        responses: list[RawResponse] = []
+        token = _collected.set(responses)
+        try:
+            result = super().lookup(query, fields)
+        except ProviderError as exc:
+            exc.provider = exc.provider or self.name
+            exc.responses = list(responses)
+            self._record(failed=_failure_for_breaker(exc))
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            # Our parsing met a shape the API does not document: the provider's fault, typed.
+            self._record(failed=True)
+            raise MalformedResponse(
+                f"unexpected payload shape: {type(exc).__name__}: {exc}",
+                provider=self.name,
+                responses=responses,
+            ) from exc
+        finally:
+            _collected.reset(token)
+        self._record(failed=False)
+        result.responses = responses
+        return result
+
+    def _record(self, *, failed: bool) -> None:
+        if failed:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+
+    # --- requests ---------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        """Absolute URL for ``path`` under the configured base URL (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        base = (self.settings.base_url or "").rstrip("/")
+        return f"{base}/{path.lstrip('/')}" if path else f"{base}/"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        limited: bool = True,
+    ) -> Reply:
+        """One logical request with the in-call retry budget; raises ``providers.errors``."""
+        policy = self.retry
+        backoff = tenacity.wait_exponential_jitter(
+            initial=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
+        )
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RateLimited):
+                return exc.retry_after
+            return float(backoff(state))
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, RateLimited):
+                return not exc.local  # our limiter already waited as long as it may
+            return isinstance(exc, TransientError)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.attempts)
+            | tenacity.stop_before_delay(policy.max_total_wait_s),
+            wait=wait,
+            retry=tenacity.retry_if_exception(retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(
+            self._send, method, path, params=params, headers=headers, data=data, auth=auth,
+            limited=limited,
+        )  # fmt: skip
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        auth: tuple[str, str] | None,
+        limited: bool,
+    ) -> Reply:
+        if limited:
+            self.limiter.acquire()
+        url = self.url(path)
+        all_headers = {"User-Agent": USER_AGENT, **self.default_headers, **(headers or {})}
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            with self.http.stream(
+                method, url, params=params, headers=all_headers, data=data, auth=auth
+            ) as response:
+                status = response.status_code
+                resp_headers = response.headers
+                try:
+                    content = read_bounded(response)
+                except MalformedResponse as exc:
+                    self._store(method, url, params, status, {"_text": str(exc)}, started)
+                    exc.provider = self.name
+                    raise
+        except httpx.TimeoutException as exc:
+            self._store(method, url, params, None, {"_error": "timeout"}, started)
+            raise TransientError(f"timeout: {exc}", provider=self.name) from exc
+        except httpx.HTTPError as exc:
+            self._store(method, url, params, None, {"_error": type(exc).__name__}, started)
+            raise TransientError(f"{type(exc).__name__}: {exc}", provider=self.name) from exc
+        body, is_json = decode_body(content)
+        raw = self._store(method, url, params, status, body, started)
+        reply = Reply(status, resp_headers, body, is_json, raw)
+        self.check_reply(reply)
+        return reply
+
+    def _store(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        status: int | None,
+        body: Any,
+        started: float,
+    ) -> RawResponse:
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        raw = RawResponse(
+            endpoint=f"{method} {url}",
+            params=redact(dict(params or {})),
+            status_code=status,
+            body=redact(body),
+            elapsed_ms=elapsed_ms,
+            api_version=self.api_version,
+        )
+        collected = _collected.get()
+        if collected is not None:
+            collected.append(raw)
+        logger.info(
+            "provider_request",
+            extra={
+                "provider": self.name,
+                "endpoint": raw.endpoint,
+                "params": raw.params,
+                "status": status,
+                "elapsed_ms": elapsed_ms,
+            },
+        )
+        return raw
+
+    # --- error mapping ----------------------------------------------------------------------
+    def check_reply(self, reply: Reply) -> None:
+        """Raise the typed error for a reply; providers override to add body/header signals."""
+        status = reply.status_code
+        name = self.name
+        if status == 429:
+            retry_after = parse_retry_after(
+                reply.headers.get("retry-after"), self.default_retry_after_s
+            )
+            raise RateLimited("HTTP 429", retry_after=retry_after, provider=name)
+        if status >= 500:
+            raise TransientError(f"HTTP {status}", provider=name)
+        if status in (401, 403):
+            raise AuthError(f"HTTP {status}", provider=name)
+        if status == 404:
+            raise NotFound("HTTP 404", provider=name)
+        if status >= 400:
+            raise ProviderError(f"HTTP {status} (request rejected)", provider=name)
+        if not reply.is_json:
+            raise MalformedResponse(f"HTTP {status} body is not JSON", provider=name)
+
+    def capability(self, reason: str) -> CapabilityUnavailable:
+        return CapabilityUnavailable(reason, provider=self.name)
+
+
+class ClientCredentials:
+    """OAuth2 client-credentials token, cached until shortly before expiry, refreshed on 401."""
+
+    # Refresh a little early so a token never expires between our check and the provider's.
+    early_refresh_s = 60.0
+
+    def __init__(self, provider: HttpProvider) -> None:
+        self._provider = provider
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or time.time() >= self._expires_at:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _fetch(self) -> None:
+        s = self._provider.settings
+        if not (s.client_id and s.client_secret and s.token_url):
+            raise AuthError(
+                "client_id, client_secret and token_url are required",
+                provider=self._provider.name,
+            )
+        reply = self._provider.request(
+            "POST",
+            s.token_url,
+            data={"grant_type": "client_credentials"},
+            auth=(s.client_id, s.client_secret.get_secret_value()),
+            limited=False,  # the token endpoint is a different service with its own limits
+        )
+        body = reply.body
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MalformedResponse("token reply has no access_token", provider=self._provider.name)
+        expires_in = body.get("expires_in", 3600)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+            expires_in = 3600
+        self._token = token
+        self._expires_at = time.time() + max(0.0, float(expires_in) - self.early_refresh_s)
+
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None) -> Reply:
+        """GET with the bearer token; on 401 fetch a fresh token and try once more."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.token()}"}
+            try:
+                return self._provider.request("GET", path, params=params, headers=headers)
+            except AuthError as exc:
+                if attempt == 2 or exc.message != "HTTP 401":
+                    raise
+                self.invalidate()
+        raise AssertionError("unreachable")
