@@ -1,5 +1,58 @@
 """Typed SQLAlchemy 2 models for every medallion table; ``Base.metadata`` covers all of them."""
 
-from db.models.base import Base
+from db.models.base import NAMING_CONVENTION, Base
+from db.models.bronze import (
+    BronzeApiEnrichment,
+    BronzeScrapedArtist,
+    BronzeScrapedPlaylist,
+    BronzeScrapedTrack,
+)
+from db.models.config import (
+    EnrichmentProvider,
+    MetadataEnrichmentConfig,
+    ProviderPerformanceHistory,
+)
+from db.models.gold import (
+    GOLD_MATERIALIZED_VIEWS,
+    GoldArtistAnalytics,
+    GoldPlaylistAnalytics,
+    GoldTrackAnalytics,
+)
+from db.models.lineage import (
+    DataQualityMetric,
+    EnrichmentPipelineRun,
+    EnrichmentTransformation,
+    FieldProvenance,
+    PipelineReplayQueue,
+)
+from db.models.silver import (
+    SilverEnrichedArtist,
+    SilverEnrichedPlaylist,
+    SilverEnrichedTrack,
+    SilverPlaylistTrack,
+)
 
-__all__ = ["Base"]
+__all__ = [
+    "GOLD_MATERIALIZED_VIEWS",
+    "NAMING_CONVENTION",
+    "Base",
+    "BronzeApiEnrichment",
+    "BronzeScrapedArtist",
+    "BronzeScrapedPlaylist",
+    "BronzeScrapedTrack",
+    "DataQualityMetric",
+    "EnrichmentPipelineRun",
+    "EnrichmentProvider",
+    "EnrichmentTransformation",
+    "FieldProvenance",
+    "GoldArtistAnalytics",
+    "GoldPlaylistAnalytics",
+    "GoldTrackAnalytics",
+    "MetadataEnrichmentConfig",
+    "PipelineReplayQueue",
+    "ProviderPerformanceHistory",
+    "SilverEnrichedArtist",
+    "SilverEnrichedPlaylist",
+    "SilverEnrichedTrack",
+    "SilverPlaylistTrack",
+]
