@@ -202,7 +202,10 @@ def _parse_mapping(value: Mapping[Any, Any]) -> str:
         note = value.get("key_key")
         if not isinstance(note, str):
             raise _fail(value, "key_key must be a string")
-        return _parse_note(_prepare(note), value, scale=value.get("key_scale", "major"))
+        scale = value.get("key_scale")
+        if not isinstance(scale, str):  # no scale means unknown mode, not major
+            raise _fail(value, "key_scale missing")
+        return _parse_note(_prepare(note), value, scale=scale)
     if "key_of" in value or "open_key" in value:  # GetSongBPM
         found = [
             _parse_str(item, value)

@@ -154,6 +154,7 @@ def test_enharmonic_and_provider_specific_spellings(spelling: str, code: str) ->
         {"camelot_number": 10, "camelot_letter": "C"},
         {"camelot_number": True, "camelot_letter": "A"},
         {"key_of": "Em", "open_key": "3m"},  # inconsistent
+        {"key_key": "A"},  # no scale: unknown mode, not major
         {"foo": "bar"},
         {},
     ],
