@@ -197,7 +197,8 @@ CREATE INDEX IF NOT EXISTS ix_silver_enriched_tracks_genre
 CREATE OR REPLACE FUNCTION calculate_enrichment_completeness(track silver_enriched_tracks)
 RETURNS NUMERIC(3, 2)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT (((track).spotify_id IS NOT NULL)::INTEGER
+    -- The declared NUMERIC(3, 2) is not enforced on a function result: cast explicitly.
+    SELECT ((((track).spotify_id IS NOT NULL)::INTEGER
           + ((track).isrc IS NOT NULL)::INTEGER
           + ((track).bpm IS NOT NULL)::INTEGER
           + ((track).key IS NOT NULL)::INTEGER
@@ -205,7 +206,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
           + ((track).energy IS NOT NULL)::INTEGER
           + ((track).release_date IS NOT NULL)::INTEGER
           + ((track).duration_ms IS NOT NULL)::INTEGER
-           )::NUMERIC / 8;
+           )::NUMERIC / 8)::NUMERIC(3, 2);
 $$;
 
 -- Normalise the key before the CHECK sees it ('A minor' is stored '8A'); unparseable values
