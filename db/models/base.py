@@ -1,7 +1,7 @@
 """Declarative base: constraint naming convention and tz-aware timestamp type.
 
 The naming convention matches the names the SQL migrations give their constraints
-(``pk_<table>``, ``fk_<table>_<column>_<referred table>``, ``ck_<table>_<name>``, ...), so an
+(``pk_<table>``, ``fk_<table>_<column>``, ``ck_<table>_<name>``, ...), so an
 error raised by PostgreSQL names the same constraint the model declares.
 """
 
@@ -21,7 +21,8 @@ NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    # No referred table in FK names: PostgreSQL truncates identifiers at 63 bytes.
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
     "pk": "pk_%(table_name)s",
 }
 

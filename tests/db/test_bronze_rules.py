@@ -115,5 +115,5 @@ def test_track_references_playlist_with_position(db_connection: Connection) -> N
         db_connection,
         "INSERT INTO bronze_scraped_tracks (source, source_url, scraper_version, raw_json,"
         " playlist_id) VALUES ('t', 'u', 'v', '{}', gen_random_uuid())",
-        "fk_bronze_scraped_tracks_playlist_id_bronze_scraped_playlists",
+        "fk_bronze_scraped_tracks_playlist_id",
     )

@@ -100,7 +100,7 @@ def test_legacy_quality_score_bounds(db_connection: Connection) -> None:
 
 
 def _priority(conn: Connection, sql: str) -> list[tuple[int, str, Decimal]]:
-    return [tuple(r) for r in conn.execute(text(sql))]  # type: ignore[misc]
+    return [(r[0], r[1], r[2]) for r in conn.execute(text(sql))]
 
 
 def test_get_provider_priority_seed_example(db_connection: Connection) -> None:

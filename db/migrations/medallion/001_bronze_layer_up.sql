@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS bronze_scraped_tracks (
     scraped_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_bronze_scraped_tracks PRIMARY KEY (id),
-    CONSTRAINT fk_bronze_scraped_tracks_playlist_id_bronze_scraped_playlists
+    CONSTRAINT fk_bronze_scraped_tracks_playlist_id
         FOREIGN KEY (playlist_id) REFERENCES bronze_scraped_playlists (id),
     CONSTRAINT ck_bronze_scraped_tracks_position_positive CHECK (position IS NULL OR position >= 0),
     -- The same payload at two positions of a set (a track played twice) is two appearances.
@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS bronze_api_enrichments (
     fetched_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_bronze_api_enrichments PRIMARY KEY (id),
-    CONSTRAINT fk_bronze_api_enrichments_bronze_track_id_bronze_scraped_tracks
+    CONSTRAINT fk_bronze_api_enrichments_bronze_track_id
         FOREIGN KEY (bronze_track_id) REFERENCES bronze_scraped_tracks (id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS ix_bronze_api_enrichments_api_provider

@@ -149,7 +149,7 @@ CREATE TABLE IF NOT EXISTS silver_enriched_tracks (
     validated_at          TIMESTAMPTZ,
     enriched_at           TIMESTAMPTZ,
     CONSTRAINT pk_silver_enriched_tracks PRIMARY KEY (id),
-    CONSTRAINT fk_silver_enriched_tracks_bronze_id_bronze_scraped_tracks
+    CONSTRAINT fk_silver_enriched_tracks_bronze_id
         FOREIGN KEY (bronze_id) REFERENCES bronze_scraped_tracks (id),
     CONSTRAINT uq_silver_enriched_tracks_identity_key UNIQUE (identity_key),
     CONSTRAINT ck_silver_enriched_tracks_bpm_range CHECK (bpm IS NULL OR bpm BETWEEN 20 AND 300),
@@ -290,9 +290,9 @@ CREATE TABLE IF NOT EXISTS silver_enriched_playlists (
     validated_at        TIMESTAMPTZ,
     enriched_at         TIMESTAMPTZ,
     CONSTRAINT pk_silver_enriched_playlists PRIMARY KEY (id),
-    CONSTRAINT fk_silver_enriched_playlists_bronze_id_bronze_scraped_playlists
+    CONSTRAINT fk_silver_enriched_playlists_bronze_id
         FOREIGN KEY (bronze_id) REFERENCES bronze_scraped_playlists (id),
-    CONSTRAINT fk_silver_enriched_playlists_artist_id_silver_enriched_artists
+    CONSTRAINT fk_silver_enriched_playlists_artist_id
         FOREIGN KEY (artist_id) REFERENCES silver_enriched_artists (id) ON DELETE SET NULL,
     CONSTRAINT ck_silver_enriched_playlists_track_count_positive
         CHECK (track_count IS NULL OR track_count >= 0),
@@ -316,9 +316,9 @@ CREATE TABLE IF NOT EXISTS silver_playlist_tracks (
     cue_time_ms BIGINT,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_silver_playlist_tracks PRIMARY KEY (playlist_id, track_id, position),
-    CONSTRAINT fk_silver_playlist_tracks_playlist_id_silver_enriched_playlists
+    CONSTRAINT fk_silver_playlist_tracks_playlist_id
         FOREIGN KEY (playlist_id) REFERENCES silver_enriched_playlists (id) ON DELETE CASCADE,
-    CONSTRAINT fk_silver_playlist_tracks_track_id_silver_enriched_tracks
+    CONSTRAINT fk_silver_playlist_tracks_track_id
         FOREIGN KEY (track_id) REFERENCES silver_enriched_tracks (id) ON DELETE CASCADE,
     CONSTRAINT ck_silver_playlist_tracks_position_positive CHECK (position >= 0)
 );

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS gold_track_analytics (
     updated_at              TIMESTAMPTZ   NOT NULL DEFAULT now(),
     last_analyzed_at        TIMESTAMPTZ   NOT NULL DEFAULT now(),
     CONSTRAINT pk_gold_track_analytics PRIMARY KEY (id),
-    CONSTRAINT fk_gold_track_analytics_silver_track_id_silver_enriched_tracks
+    CONSTRAINT fk_gold_track_analytics_silver_track_id
         FOREIGN KEY (silver_track_id) REFERENCES silver_enriched_tracks (id) ON DELETE CASCADE,
     -- Incremental gold upserts ON CONFLICT (silver_track_id): needs this key.
     CONSTRAINT uq_gold_track_analytics_silver_track_id UNIQUE (silver_track_id),
@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS gold_artist_analytics (
     updated_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
     last_analyzed_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_gold_artist_analytics PRIMARY KEY (id),
-    CONSTRAINT fk_gold_artist_analytics_silver_artist_id_silver_enriched_artists
+    CONSTRAINT fk_gold_artist_analytics_silver_artist_id
         FOREIGN KEY (silver_artist_id) REFERENCES silver_enriched_artists (id) ON DELETE CASCADE,
     CONSTRAINT uq_gold_artist_analytics_silver_artist_id UNIQUE (silver_artist_id),
     CONSTRAINT ck_gold_artist_analytics_quality_range
@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS gold_playlist_analytics (
     updated_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
     last_analyzed_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_gold_playlist_analytics PRIMARY KEY (id),
-    CONSTRAINT fk_gold_playlist_analytics_silver_playlist_id_silver_enriched_playlists
+    CONSTRAINT fk_gold_playlist_analytics_silver_playlist_id
         FOREIGN KEY (silver_playlist_id) REFERENCES silver_enriched_playlists (id) ON DELETE CASCADE,
     CONSTRAINT uq_gold_playlist_analytics_silver_playlist_id UNIQUE (silver_playlist_id),
     CONSTRAINT ck_gold_playlist_analytics_quality_range

@@ -56,16 +56,16 @@ CREATE TABLE IF NOT EXISTS metadata_enrichment_config (
     last_updated              TIMESTAMPTZ  NOT NULL DEFAULT now(),
     updated_by                TEXT,
     CONSTRAINT pk_metadata_enrichment_config PRIMARY KEY (metadata_field),
-    CONSTRAINT fk_metadata_enrichment_config_priority_1_provider_enrichment_providers
+    CONSTRAINT fk_metadata_enrichment_config_priority_1_provider
         FOREIGN KEY (priority_1_provider) REFERENCES enrichment_providers (provider_name)
         ON UPDATE CASCADE,
-    CONSTRAINT fk_metadata_enrichment_config_priority_2_provider_enrichment_providers
+    CONSTRAINT fk_metadata_enrichment_config_priority_2_provider
         FOREIGN KEY (priority_2_provider) REFERENCES enrichment_providers (provider_name)
         ON UPDATE CASCADE,
-    CONSTRAINT fk_metadata_enrichment_config_priority_3_provider_enrichment_providers
+    CONSTRAINT fk_metadata_enrichment_config_priority_3_provider
         FOREIGN KEY (priority_3_provider) REFERENCES enrichment_providers (provider_name)
         ON UPDATE CASCADE,
-    CONSTRAINT fk_metadata_enrichment_config_priority_4_provider_enrichment_providers
+    CONSTRAINT fk_metadata_enrichment_config_priority_4_provider
         FOREIGN KEY (priority_4_provider) REFERENCES enrichment_providers (provider_name)
         ON UPDATE CASCADE,
     CONSTRAINT ck_metadata_enrichment_config_confidence_range CHECK (
@@ -93,10 +93,10 @@ CREATE TABLE IF NOT EXISTS provider_performance_history (
     period_end           TIMESTAMPTZ   NOT NULL,
     created_at           TIMESTAMPTZ   NOT NULL DEFAULT now(),
     CONSTRAINT pk_provider_performance_history PRIMARY KEY (id),
-    CONSTRAINT fk_provider_performance_history_provider_name_enrichment_providers
+    CONSTRAINT fk_provider_performance_history_provider_name
         FOREIGN KEY (provider_name) REFERENCES enrichment_providers (provider_name)
         ON DELETE CASCADE ON UPDATE CASCADE,
-    CONSTRAINT fk_provider_performance_history_metadata_field_metadata_enrichment_config
+    CONSTRAINT fk_provider_performance_history_metadata_field
         FOREIGN KEY (metadata_field) REFERENCES metadata_enrichment_config (metadata_field)
         ON DELETE CASCADE,
     CONSTRAINT uq_provider_performance_history_period

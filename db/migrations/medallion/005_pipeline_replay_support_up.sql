@@ -61,11 +61,11 @@ CREATE TABLE IF NOT EXISTS enrichment_transformations (
     api_cost_usd         NUMERIC(10, 6),
     created_at           TIMESTAMPTZ   NOT NULL DEFAULT now(),
     CONSTRAINT pk_enrichment_transformations PRIMARY KEY (id),
-    CONSTRAINT fk_enrichment_transformations_run_id_enrichment_pipeline_runs
+    CONSTRAINT fk_enrichment_transformations_run_id
         FOREIGN KEY (run_id) REFERENCES enrichment_pipeline_runs (id) ON DELETE CASCADE,
-    CONSTRAINT fk_enrichment_transformations_bronze_id_bronze_scraped_tracks
+    CONSTRAINT fk_enrichment_transformations_bronze_id
         FOREIGN KEY (bronze_id) REFERENCES bronze_scraped_tracks (id) ON DELETE SET NULL,
-    CONSTRAINT fk_enrichment_transformations_silver_id_silver_enriched_tracks
+    CONSTRAINT fk_enrichment_transformations_silver_id
         FOREIGN KEY (silver_id) REFERENCES silver_enriched_tracks (id) ON DELETE SET NULL,
     CONSTRAINT ck_enrichment_transformations_transformation_type CHECK (transformation_type IN
         ('enrichment', 'validation', 'normalization', 'deduplication', 'merge', 'correction')),
@@ -101,14 +101,14 @@ CREATE TABLE IF NOT EXISTS field_provenance (
     created_at              TIMESTAMPTZ   NOT NULL DEFAULT now(),
     updated_at              TIMESTAMPTZ   NOT NULL DEFAULT now(),
     CONSTRAINT pk_field_provenance PRIMARY KEY (id),
-    CONSTRAINT fk_field_provenance_silver_track_id_silver_enriched_tracks
+    CONSTRAINT fk_field_provenance_silver_track_id
         FOREIGN KEY (silver_track_id) REFERENCES silver_enriched_tracks (id) ON DELETE CASCADE,
-    CONSTRAINT fk_field_provenance_original_bronze_id_bronze_scraped_tracks
+    CONSTRAINT fk_field_provenance_original_bronze_id
         FOREIGN KEY (original_bronze_id) REFERENCES bronze_scraped_tracks (id) ON DELETE SET NULL,
-    CONSTRAINT fk_field_provenance_final_transformation_id_enrichment_transformations
+    CONSTRAINT fk_field_provenance_final_transformation_id
         FOREIGN KEY (final_transformation_id) REFERENCES enrichment_transformations (id)
         ON DELETE SET NULL,
-    CONSTRAINT fk_field_provenance_last_modified_run_id_enrichment_pipeline_runs
+    CONSTRAINT fk_field_provenance_last_modified_run_id
         FOREIGN KEY (last_modified_run_id) REFERENCES enrichment_pipeline_runs (id)
         ON DELETE SET NULL,
     CONSTRAINT uq_field_provenance_silver_track_id_metadata_field
@@ -140,9 +140,9 @@ CREATE TABLE IF NOT EXISTS pipeline_replay_queue (
     started_at             TIMESTAMPTZ,
     completed_at           TIMESTAMPTZ,
     CONSTRAINT pk_pipeline_replay_queue PRIMARY KEY (id),
-    CONSTRAINT fk_pipeline_replay_queue_config_snapshot_run_id_enrichment_pipeline_runs
+    CONSTRAINT fk_pipeline_replay_queue_config_snapshot_run_id
         FOREIGN KEY (config_snapshot_run_id) REFERENCES enrichment_pipeline_runs (id),
-    CONSTRAINT fk_pipeline_replay_queue_assigned_run_id_enrichment_pipeline_runs
+    CONSTRAINT fk_pipeline_replay_queue_assigned_run_id
         FOREIGN KEY (assigned_run_id) REFERENCES enrichment_pipeline_runs (id),
     CONSTRAINT ck_pipeline_replay_queue_bronze_ids_uuid CHECK (
         cardinality(bronze_ids) > 0
