@@ -46,13 +46,13 @@ class DiscogsRelease(TypedDict):
 
 
 def _artists(artists: list[DiscogsArtist]) -> str:
-    parts = []
-    for a in artists:
-        join = a.get("join") or ""
-        parts.append(
-            _NUMBERING.sub("", a["name"]) + (f" {join} " if join and join != "," else ", ")
-        )
-    return "".join(parts).rstrip(", ").strip()
+    text = ""
+    for i, a in enumerate(artists):
+        text += _NUMBERING.sub("", a["name"])
+        if i < len(artists) - 1:
+            join = (a.get("join") or ",").strip()
+            text += ", " if join == "," else f" {join} "
+    return text
 
 
 class DiscogsProvider(HttpProvider):
