@@ -202,7 +202,7 @@ class HttpProvider(Provider):
         """One logical request with the in-call retry budget; raises ``providers.errors``."""
         policy = self.retry
         backoff = tenacity.wait_exponential_jitter(
-            initial=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
+            multiplier=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
         )
 
         def wait(state: tenacity.RetryCallState) -> float:
