@@ -1,0 +1,228 @@
+"""The bulk append path into bronze: COPY into a temp staging table, then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``.
+
+Results are aligned with the input: element i is the new row's id, or None when row i was a
+duplicate (of an existing row or of an earlier row in the same batch), so callers know exactly
+what they added. Nothing is committed here: the caller's transaction decides.
+
+PostgreSQL text and jsonb refuse the NUL character; such rows are rejected with a ``ValueError``
+naming the row and field before anything is sent to the database.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+__all__ = [
+    "append_api_enrichment",
+    "append_bronze_artists",
+    "append_bronze_playlists",
+    "append_bronze_tracks",
+    "find_nul",
+]
+
+ConnectionLike = Session | Connection | psycopg.Connection[Any]
+
+_REQUIRED = ("source", "scraper_version", "raw_json")
+# (column, COPY type) per table; ``source_url`` is NOT NULL for tracks and playlists only.
+_TRACK_COLUMNS = (
+    ("source", "text"),
+    ("source_url", "text"),
+    ("source_track_id", "text"),
+    ("scraper_version", "text"),
+    ("raw_json", "jsonb"),
+    ("artist_name", "text"),
+    ("track_title", "text"),
+    ("playlist_id", "uuid"),
+    ("position", "int4"),
+    ("scraped_at", "timestamptz"),
+)
+_PLAYLIST_COLUMNS = (
+    ("source", "text"),
+    ("source_url", "text"),
+    ("source_playlist_id", "text"),
+    ("scraper_version", "text"),
+    ("raw_json", "jsonb"),
+    ("playlist_name", "text"),
+    ("artist_name", "text"),
+    ("event_name", "text"),
+    ("event_date", "date"),
+    ("scraped_at", "timestamptz"),
+)
+_ARTIST_COLUMNS = (
+    ("source", "text"),
+    ("source_url", "text"),
+    ("source_artist_id", "text"),
+    ("scraper_version", "text"),
+    ("raw_json", "jsonb"),
+    ("artist_name", "text"),
+    ("aliases", "text[]"),
+    ("scraped_at", "timestamptz"),
+)
+
+
+def find_nul(value: Any, path: str) -> str | None:
+    """Path of the first string (or mapping key) containing NUL inside ``value``, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}.<key {key!r}>"
+            found = find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = find_nul(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _validate(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    required = (*_REQUIRED, *(("source_url",) if columns is not _ARTIST_COLUMNS else ()))
+    if columns is not _TRACK_COLUMNS and columns is not _PLAYLIST_COLUMNS:
+        required = (*required, "artist_name")
+    known = {name for name, _ in columns}
+    for i, row in enumerate(rows):
+        missing = [c for c in required if row.get(c) is None]
+        if missing:
+            raise ValueError(f"row {i}: missing required field(s) {', '.join(missing)}")
+        unknown = set(row) - known
+        if unknown:
+            raise ValueError(f"row {i}: unknown field(s) {', '.join(sorted(unknown))}")
+        for name in known:
+            found = find_nul(row.get(name), name)
+            if found:
+                raise ValueError(
+                    f"row {i}: field {found} contains a NUL character (\\u0000), which "
+                    "PostgreSQL text/jsonb cannot store; strip it before ingesting"
+                )
+
+
+def _raw(conn: ConnectionLike) -> psycopg.Connection[Any]:
+    if isinstance(conn, psycopg.Connection):
+        return conn
+    sa_conn = conn.connection() if isinstance(conn, Session) else conn
+    driver = sa_conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def _append(
+    conn: ConnectionLike,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Mapping[str, Any]],
+) -> list[uuid.UUID | None]:
+    if not rows:
+        return []
+    _validate(rows, columns)
+    raw = _raw(conn)
+    stage = f"_stage_{table}"
+    names = [name for name, _ in columns]
+    ids = [uuid.uuid4() for _ in rows]
+    with raw.cursor() as cur:
+        # Temp table per session, emptied per call. CREATE TABLE AS copies the column types but
+        # no NOT NULLs, so defaults (scraped_at) apply in the INSERT, not in the COPY.
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS"
+            f" SELECT 0::int AS ord, * FROM {table} WITH NO DATA"
+        )
+        cur.execute(f"TRUNCATE {stage}")
+        with cur.copy(f"COPY {stage} (ord, id, {', '.join(names)}) FROM STDIN") as copy:
+            copy.set_types(["int4", "uuid", *(kind for _, kind in columns)])
+            for i, (row_id, row) in enumerate(zip(ids, rows, strict=True)):
+                copy.write_row([i, row_id, *(row.get(name) for name in names)])
+        select = ", ".join(
+            "coalesce(scraped_at, now())" if name == "scraped_at" else name for name in names
+        )
+        # ORDER BY ord: the first of several identical rows in a batch is the one kept.
+        cur.execute(
+            f"INSERT INTO {table} (id, {', '.join(names)}) SELECT id, {select} FROM {stage}"
+            " ORDER BY ord ON CONFLICT DO NOTHING RETURNING id"
+        )
+        inserted = {r[0] for r in cur.fetchall()}
+    return [row_id if row_id in inserted else None for row_id in ids]
+
+
+def append_bronze_tracks(
+    conn: ConnectionLike, rows: Sequence[Mapping[str, Any]]
+) -> list[uuid.UUID | None]:
+    """Append raw tracks; ids aligned with ``rows`` (None = duplicate, nothing inserted).
+
+    Keys per row: source, source_url, scraper_version, raw_json (required); source_track_id,
+    artist_name, track_title, playlist_id, position, scraped_at (optional).
+    """
+    return _append(conn, "bronze_scraped_tracks", _TRACK_COLUMNS, rows)
+
+
+def append_bronze_playlists(
+    conn: ConnectionLike, rows: Sequence[Mapping[str, Any]]
+) -> list[uuid.UUID | None]:
+    """Append raw playlists (create them before the tracks that reference them)."""
+    return _append(conn, "bronze_scraped_playlists", _PLAYLIST_COLUMNS, rows)
+
+
+def append_bronze_artists(
+    conn: ConnectionLike, rows: Sequence[Mapping[str, Any]]
+) -> list[uuid.UUID | None]:
+    """Append raw artists (``artist_name`` required)."""
+    return _append(conn, "bronze_scraped_artists", _ARTIST_COLUMNS, rows)
+
+
+def append_api_enrichment(
+    conn: ConnectionLike,
+    *,
+    api_provider: str,
+    api_endpoint: str,
+    raw_response: Any,
+    response_status: int,
+    bronze_track_id: uuid.UUID | None = None,
+    api_version: str | None = None,
+    request_params: Mapping[str, Any] | None = None,
+) -> uuid.UUID:
+    """Store one raw provider response (redact credentials before calling); return its id."""
+    fields = {
+        "api_provider": api_provider,
+        "api_endpoint": api_endpoint,
+        "api_version": api_version,
+        "request_params": request_params,
+        "raw_response": raw_response,
+    }
+    for name, value in fields.items():
+        found = find_nul(value, name)
+        if found:
+            raise ValueError(f"field {found} contains a NUL character (\\u0000)")
+    # A JSON scalar or list is stored as is; jsonb accepts any JSON value.
+    json.dumps(raw_response)  # fail early (TypeError) on values JSON cannot represent
+    row = (
+        _raw(conn)
+        .execute(
+            "INSERT INTO bronze_api_enrichments (bronze_track_id, api_provider, api_endpoint,"
+            " api_version, request_params, raw_response, response_status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                bronze_track_id,
+                api_provider,
+                api_endpoint,
+                api_version,
+                Jsonb(dict(request_params)) if request_params is not None else None,
+                Jsonb(raw_response),
+                response_status,
+            ),
+        )
+        .fetchone()
+    )
+    assert row is not None
+    result: uuid.UUID = row[0]
+    return result
