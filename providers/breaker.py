@@ -29,6 +29,7 @@ __all__ = [
     "HEALTH_STATUS",
     "BreakerConfig",
     "BreakerState",
+    "BreakerStore",
     "CircuitBreaker",
     "MemoryBreakerStore",
     "RedisBreakerStore",
