@@ -20,7 +20,8 @@ always asked for every plan field it serves at once: one call answers them all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -103,7 +104,7 @@ class Winner:
     slot: Slot | None
     reason: str
     fallback: bool = False
-    considered: tuple[Outcome, ...] = field(default_factory=tuple)
+    considered: tuple[Outcome, ...] = dc_field(default_factory=tuple)
 
 
 def _f(value: Any, default: float) -> float:
@@ -165,25 +166,25 @@ def pick_winner(rule: FieldRule, outcomes: Iterable[Outcome]) -> Winner | None:
         if _usable(o) and (best is None or (o.confidence or 0) > (best.confidence or 0)):
             by_provider[o.provider] = o
     for slot in rule.slots:
-        o = by_provider.get(slot.provider)
-        if o is not None and (o.confidence or 0.0) >= slot.min_confidence:
+        answer = by_provider.get(slot.provider)
+        if answer is not None and (answer.confidence or 0.0) >= slot.min_confidence:
             reason = (
                 f"priority {slot.priority} {slot.provider} met its threshold "
-                f"({o.confidence:.2f} >= {slot.min_confidence:.2f})"
+                f"({answer.confidence:.2f} >= {slot.min_confidence:.2f})"
             )
-            return Winner(rule.field, o, slot, reason, considered=mine)
+            return Winner(rule.field, answer, slot, reason, considered=mine)
     ranked = sorted(
         (o for o in by_provider.values() if (o.confidence or 0.0) >= rule.min_acceptable),
         key=lambda o: (-(o.confidence or 0.0), rule.providers().index(o.provider)),
     )
     if ranked:
-        o = ranked[0]
-        slot = next((s for s in rule.slots if s.provider == o.provider), None)
+        best_o = ranked[0]
+        best_slot = next((s for s in rule.slots if s.provider == best_o.provider), None)
         reason = (
-            f"no provider met its slot threshold; {o.provider} was the most confident "
-            f"({o.confidence:.2f} >= min_acceptable {rule.min_acceptable:.2f})"
+            f"no provider met its slot threshold; {best_o.provider} was the most confident "
+            f"({best_o.confidence:.2f} >= min_acceptable {rule.min_acceptable:.2f})"
         )
-        return Winner(rule.field, o, slot, reason, fallback=True, considered=mine)
+        return Winner(rule.field, best_o, best_slot, reason, fallback=True, considered=mine)
     return None
 
 

@@ -1,0 +1,5 @@
+"""Celery tasks of the SongNodes pipeline. ``celery -A tasks worker|beat|flower`` finds ``app``."""
+
+from tasks.app import app
+
+__all__ = ["app"]

@@ -25,6 +25,12 @@ from db.models.lineage import (
     FieldProvenance,
     PipelineReplayQueue,
 )
+from db.models.operations import (
+    EnrichmentJob,
+    EnrichmentLookup,
+    IngestQuarantine,
+    SilverTrackArtist,
+)
 from db.models.silver import (
     SilverEnrichedArtist,
     SilverEnrichedPlaylist,
@@ -41,6 +47,8 @@ __all__ = [
     "BronzeScrapedPlaylist",
     "BronzeScrapedTrack",
     "DataQualityMetric",
+    "EnrichmentJob",
+    "EnrichmentLookup",
     "EnrichmentPipelineRun",
     "EnrichmentProvider",
     "EnrichmentTransformation",
@@ -48,6 +56,7 @@ __all__ = [
     "GoldArtistAnalytics",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
+    "IngestQuarantine",
     "MetadataEnrichmentConfig",
     "PipelineReplayQueue",
     "ProviderPerformanceHistory",
@@ -55,4 +64,5 @@ __all__ = [
     "SilverEnrichedPlaylist",
     "SilverEnrichedTrack",
     "SilverPlaylistTrack",
+    "SilverTrackArtist",
 ]

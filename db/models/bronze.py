@@ -87,7 +87,12 @@ class BronzeScrapedTrack(Base):
             "playlist_id",
             postgresql_where=text("playlist_id IS NOT NULL"),
         ),
-        Index("ix_bronze_scraped_tracks_raw_json", "raw_json", postgresql_using="gin"),
+        Index(
+            "ix_bronze_scraped_tracks_raw_json",
+            "raw_json",
+            postgresql_using="gin",
+            postgresql_ops={"raw_json": "jsonb_path_ops"},
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -150,6 +155,12 @@ class BronzeApiEnrichment(Base):
             postgresql_where=text("bronze_track_id IS NOT NULL"),
         ),
         Index("ix_bronze_api_enrichments_fetched_at", text("fetched_at DESC")),
+        Index(
+            "ix_bronze_api_enrichments_track_provider",
+            "bronze_track_id",
+            "api_provider",
+            "fetched_at",
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -162,6 +173,8 @@ class BronzeApiEnrichment(Base):
     request_params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     raw_response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     response_status: Mapped[int] = mapped_column(Integer)
+    # 006: the run that fetched it, so a replay can re-merge exactly that run's responses.
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     fetched_at: Mapped[dt.datetime] = mapped_column(
         TimestampTZ, nullable=False, server_default=text("now()")
     )

@@ -59,6 +59,8 @@ class EnrichmentProvider(Base):
     auth_type: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime] = created_at_column()
+    # 006: price of one API call, summed into each run's total_api_cost_usd.
+    cost_per_call_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
 
 
 class MetadataEnrichmentConfig(Base):
@@ -94,6 +96,8 @@ class MetadataEnrichmentConfig(Base):
     validation_rules: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_updated: Mapped[dt.datetime] = created_at_column()
     updated_by: Mapped[str | None] = mapped_column(Text)
+    # 006: 'sequential' (fewest paid calls) or 'parallel' (lowest latency).
+    waterfall_mode: Mapped[str] = mapped_column(Text, server_default=text("'sequential'"))
 
 
 class ProviderPerformanceHistory(Base):

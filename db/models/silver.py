@@ -148,6 +148,13 @@ class SilverEnrichedPlaylist(Base):
     __tablename__ = "silver_enriched_playlists"
     __table_args__ = (
         Index("ix_silver_enriched_playlists_bronze_id", "bronze_id"),
+        # 006: one silver playlist per bronze setlist.
+        Index(
+            "uq_silver_enriched_playlists_bronze_id",
+            "bronze_id",
+            unique=True,
+            postgresql_where=text("bronze_id IS NOT NULL"),
+        ),
         Index(
             "ix_silver_enriched_playlists_event_date",
             "event_date",

@@ -17,7 +17,9 @@ app.add_typer(db_cmds.app, name="db")
 
 def _register_optional_commands() -> None:
     """Attach commands whose modules import heavier dependencies (Celery, providers)."""
-    from pipeline.cli import pipeline_cmds
+    import importlib
+
+    pipeline_cmds = importlib.import_module("pipeline.cli.pipeline_cmds")
 
     pipeline_cmds.register(app)
 

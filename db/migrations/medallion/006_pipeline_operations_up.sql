@@ -6,6 +6,8 @@
 --     depend on a Celery result backend;
 --   * waterfall_mode per field (sequential | parallel) and cost per provider call;
 --   * run_id on bronze_api_enrichments so a replay finds the responses of one run.
+--   * silver_track_artists: which silver artists perform a silver track (artist analytics);
+--   * one silver playlist per bronze playlist.
 -- Re-runnable, no psql meta-commands (applies with psql, concatenated, or through Alembic).
 
 CREATE TABLE IF NOT EXISTS ingest_quarantine (
@@ -97,3 +99,18 @@ CREATE TABLE IF NOT EXISTS enrichment_lookups (
 );
 CREATE INDEX IF NOT EXISTS ix_enrichment_lookups_pending
     ON enrichment_lookups (provider, updated_at) WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS silver_track_artists (
+    track_id   UUID    NOT NULL,
+    artist_id  UUID    NOT NULL,
+    position   INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT pk_silver_track_artists PRIMARY KEY (track_id, artist_id),
+    CONSTRAINT fk_silver_track_artists_track_id_silver_enriched_tracks
+        FOREIGN KEY (track_id) REFERENCES silver_enriched_tracks (id) ON DELETE CASCADE,
+    CONSTRAINT fk_silver_track_artists_artist_id_silver_enriched_artists
+        FOREIGN KEY (artist_id) REFERENCES silver_enriched_artists (id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS ix_silver_track_artists_artist_id ON silver_track_artists (artist_id);
+
+CREATE UNIQUE INDEX IF NOT EXISTS uq_silver_enriched_playlists_bronze_id
+    ON silver_enriched_playlists (bronze_id) WHERE bronze_id IS NOT NULL;

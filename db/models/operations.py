@@ -1,0 +1,128 @@
+"""Operational tables of migration 006: quarantine, the enrichment join, track artists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models.base import Base, TimestampTZ, created_at_column, uuid_pk
+
+__all__ = ["EnrichmentJob", "EnrichmentLookup", "IngestQuarantine", "SilverTrackArtist"]
+
+
+class IngestQuarantine(Base):
+    """An envelope that failed validation: the reason and the original bytes, never dropped."""
+
+    __tablename__ = "ingest_quarantine"
+    __table_args__ = (Index("ix_ingest_quarantine_received_at", text("received_at DESC")),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    kind: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    error_detail: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    raw_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    byte_length: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(Text, unique=True)
+    received_via: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = created_at_column()
+
+
+class EnrichmentJob(Base):
+    """One bronze track in one run: the unit the lookups fan out from and merge fans into."""
+
+    __tablename__ = "enrichment_jobs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "bronze_track_id", name="uq_enrichment_jobs_run_bronze"),
+        Index(
+            "ix_enrichment_jobs_open",
+            "status",
+            "updated_at",
+            postgresql_where=text("status IN ('enriching', 'merging')"),
+        ),
+        Index("ix_enrichment_jobs_bronze_track_id", "bronze_track_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("enrichment_pipeline_runs.id", ondelete="CASCADE")
+    )
+    bronze_track_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bronze_scraped_tracks.id")
+    )
+    status: Mapped[str] = mapped_column(Text, server_default=text("'enriching'"))
+    round: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    fields: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    replay_mode: Mapped[str | None] = mapped_column(Text)
+    silver_track_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("silver_enriched_tracks.id", ondelete="SET NULL")
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime] = created_at_column()
+    merged_at: Mapped[dt.datetime | None] = mapped_column(TimestampTZ)
+
+
+class EnrichmentLookup(Base):
+    """One provider asked about one job, for every plan field it serves."""
+
+    __tablename__ = "enrichment_lookups"
+    __table_args__ = (
+        Index(
+            "ix_enrichment_lookups_pending",
+            "provider",
+            "updated_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("enrichment_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    round: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    api_calls: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime] = created_at_column()
+
+
+class SilverTrackArtist(Base):
+    """Which silver artists perform a silver track, in credit order."""
+
+    __tablename__ = "silver_track_artists"
+    __table_args__ = (Index("ix_silver_track_artists_artist_id", "artist_id"),)
+
+    track_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    artist_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_artists.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    position: Mapped[int] = mapped_column(Integer, server_default=text("0"))

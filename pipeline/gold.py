@@ -1,0 +1,356 @@
+"""Silver playlists and the gold layer: incremental upserts for affected ids only.
+
+``merge_playlist`` builds a silver playlist (with its ordered ``silver_playlist_tracks``) once every
+track of a bronze setlist is merged. The ``upsert_*`` functions re-aggregate just the ids they are
+given (one row per silver id, ``ON CONFLICT`` upserts) and ``refresh_views`` runs
+``refresh_gold_materialized_views()`` (concurrent refreshes: readers are never blocked); the tasks
+layer debounces it so many merges cause one refresh.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pipeline.camelot import transition_score
+from pipeline.enrich import is_unidentified
+from pipeline.merge import upsert_artist
+from pipeline.quality import GOLD_STATUSES
+
+__all__ = [
+    "harmonic_flow",
+    "merge_playlist",
+    "refresh_views",
+    "upsert_artist_analytics",
+    "upsert_playlist_analytics",
+    "upsert_track_analytics",
+]
+
+
+def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
+    """Silver playlist of a bronze setlist, or None while some of its tracks are not merged."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"playlist:{bronze_playlist_id}"},
+    )
+    entries = session.execute(
+        text("""
+            SELECT b.id AS bronze_id, b.position, b.artist_name, b.track_title, b.raw_json,
+                   (SELECT j.silver_track_id FROM enrichment_jobs j
+                     WHERE j.bronze_track_id = b.id AND j.status = 'merged'
+                     ORDER BY j.merged_at DESC LIMIT 1) AS silver_track_id,
+                   EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.bronze_track_id = b.id
+                           AND j.status IN ('merged', 'failed')) AS merged
+            FROM bronze_scraped_tracks b
+            WHERE b.playlist_id = :pid ORDER BY b.position"""),
+        {"pid": bronze_playlist_id},
+    ).all()
+    if not entries or not all(e.merged for e in entries):
+        return None
+    bp = session.execute(
+        text("SELECT * FROM bronze_scraped_playlists WHERE id = :id"), {"id": bronze_playlist_id}
+    ).one()
+    dj = bp.artist_name or "Unknown DJ"
+    artist_id = upsert_artist(session, dj)
+    identified = [e for e in entries if e.silver_track_id is not None]
+    quality = round(len(identified) / len(entries), 2)
+    playlist_id = session.execute(
+        text("""
+            INSERT INTO silver_enriched_playlists
+                (bronze_id, playlist_name, artist_id, artist_name, event_name, event_date,
+                 track_count, validation_status, data_quality_score, enrichment_metadata,
+                 validated_at, enriched_at)
+            VALUES (:bronze, :name, :artist_id, :artist, :event, :date, :count, :status,
+                    :quality, CAST(:meta AS jsonb), now(), now())
+            ON CONFLICT (bronze_id) WHERE bronze_id IS NOT NULL DO UPDATE SET
+                track_count = EXCLUDED.track_count,
+                data_quality_score = EXCLUDED.data_quality_score,
+                validation_status = EXCLUDED.validation_status, enriched_at = now()
+            RETURNING id"""),
+        {
+            "bronze": bronze_playlist_id,
+            "name": bp.playlist_name,
+            "artist_id": artist_id,
+            "artist": dj,
+            "event": bp.event_name,
+            "date": bp.event_date,
+            "count": len(entries),
+            "status": "valid" if quality >= 0.7 else "warning",
+            "quality": quality,
+            "meta": json.dumps(
+                {"source": bp.source, "unidentified": len(entries) - len(identified)}
+            ),
+        },
+    ).scalar_one()
+    session.execute(
+        text("DELETE FROM silver_playlist_tracks WHERE playlist_id = :p"), {"p": playlist_id}
+    )
+    for e in identified:
+        raw = e.raw_json if isinstance(e.raw_json, dict) else {}
+        cue = raw.get("cue_time_ms")
+        session.execute(
+            text(
+                "INSERT INTO silver_playlist_tracks (playlist_id, track_id, position, cue_time_ms)"
+                " VALUES (:p, :t, :pos, :cue) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "p": playlist_id,
+                "t": e.silver_track_id,
+                "pos": e.position,
+                "cue": cue if isinstance(cue, int) else None,
+            },
+        )
+    session.execute(
+        text(
+            "UPDATE silver_enriched_playlists SET total_duration_ms = (SELECT sum(t.duration_ms) "
+            "FROM silver_playlist_tracks pt JOIN silver_enriched_tracks t ON t.id = pt.track_id "
+            "WHERE pt.playlist_id = :p) WHERE id = :p"
+        ),
+        {"p": playlist_id},
+    )
+    return str(playlist_id)
+
+
+def upsert_track_analytics(session: Session, silver_ids: Sequence[str]) -> int:
+    """Re-aggregate gold rows of these silver tracks; drop rows that no longer qualify."""
+    if not silver_ids:
+        return 0
+    ids = [str(i) for i in silver_ids]
+    # A track qualifies when its status allows gold and every required_for_gold field is set.
+    session.execute(
+        text("""DELETE FROM gold_track_analytics g USING silver_enriched_tracks s
+                WHERE g.silver_track_id = s.id AND s.id = ANY(CAST(:ids AS uuid[]))
+                  AND (s.validation_status <> ALL(:ok) OR jsonb_array_length(
+                       coalesce(s.validation_errors, '[]'::jsonb)) > 0)"""),
+        {"ids": ids, "ok": list(GOLD_STATUSES)},
+    )
+    result = session.execute(
+        text("""
+            INSERT INTO gold_track_analytics AS g
+                (silver_track_id, artist_name, track_title, full_track_name, spotify_id, isrc,
+                 bpm, key, genre_primary, genres, energy, valence, danceability,
+                 playlist_appearances, first_seen_at, last_played_at, compatible_keys,
+                 key_family, data_quality_score, enrichment_completeness, last_analyzed_at)
+            SELECT s.id, s.artist_name, s.track_title, s.artist_name || ' - ' || s.track_title,
+                   s.spotify_id, s.isrc, s.bpm, s.key, s.genre[1], s.genre, s.energy, s.valence,
+                   s.danceability,
+                   (SELECT count(*) FROM silver_playlist_tracks pt WHERE pt.track_id = s.id),
+                   s.created_at,
+                   (SELECT max(p.event_date)::timestamptz FROM silver_playlist_tracks pt
+                      JOIN silver_enriched_playlists p ON p.id = pt.playlist_id
+                     WHERE pt.track_id = s.id),
+                   calculate_compatible_keys(s.key),
+                   CASE WHEN s.key LIKE '%A' THEN 'minor' WHEN s.key LIKE '%B' THEN 'major' END,
+                   s.data_quality_score, calculate_enrichment_completeness(s.*), now()
+            FROM silver_enriched_tracks s
+            WHERE s.id = ANY(CAST(:ids AS uuid[])) AND s.validation_status = ANY(:ok)
+              AND jsonb_array_length(coalesce(s.validation_errors, '[]'::jsonb)) = 0
+            ON CONFLICT (silver_track_id) DO UPDATE SET
+                artist_name = EXCLUDED.artist_name, track_title = EXCLUDED.track_title,
+                full_track_name = EXCLUDED.full_track_name, spotify_id = EXCLUDED.spotify_id,
+                isrc = EXCLUDED.isrc, bpm = EXCLUDED.bpm, key = EXCLUDED.key,
+                genre_primary = EXCLUDED.genre_primary, genres = EXCLUDED.genres,
+                energy = EXCLUDED.energy, valence = EXCLUDED.valence,
+                danceability = EXCLUDED.danceability,
+                playlist_appearances = EXCLUDED.playlist_appearances,
+                last_played_at = EXCLUDED.last_played_at,
+                compatible_keys = EXCLUDED.compatible_keys, key_family = EXCLUDED.key_family,
+                data_quality_score = EXCLUDED.data_quality_score,
+                enrichment_completeness = EXCLUDED.enrichment_completeness,
+                last_analyzed_at = now()"""),
+        {"ids": ids, "ok": list(GOLD_STATUSES)},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def upsert_artist_analytics(session: Session, artist_ids: Sequence[str]) -> None:
+    """Re-aggregate gold rows of these silver artists."""
+    if not artist_ids:
+        return
+    session.execute(
+        text("""
+            INSERT INTO gold_artist_analytics AS g
+                (silver_artist_id, artist_name, aliases, primary_genre, genres, spotify_id,
+                 musicbrainz_id, beatport_id, total_tracks, total_playlists, total_appearances,
+                 collaboration_count, avg_bpm, avg_energy, avg_danceability, most_common_key,
+                 first_appearance_date, last_appearance_date, data_quality_score,
+                 last_analyzed_at)
+            SELECT a.id, a.canonical_name, a.aliases, stats.genres[1], stats.genres, a.spotify_id,
+                   a.musicbrainz_id, a.beatport_id, coalesce(stats.tracks, 0),
+                   coalesce(pl.playlists, 0), coalesce(pl.appearances, 0),
+                   coalesce(collab.n, 0), stats.avg_bpm, stats.avg_energy, stats.avg_dance,
+                   stats.common_key, pl.first_date, pl.last_date, stats.quality, now()
+            FROM silver_enriched_artists a
+            LEFT JOIN LATERAL (
+                SELECT count(*) AS tracks, round(avg(t.bpm), 2) AS avg_bpm,
+                       round(avg(t.energy), 2) AS avg_energy,
+                       round(avg(t.danceability), 2) AS avg_dance,
+                       mode() WITHIN GROUP (ORDER BY t.key) AS common_key,
+                       round(avg(t.data_quality_score), 2) AS quality,
+                       (SELECT array_agg(g ORDER BY n DESC, g) FROM (
+                            SELECT g, count(*) AS n FROM silver_track_artists ta2
+                            JOIN silver_enriched_tracks t2 ON t2.id = ta2.track_id,
+                            unnest(t2.genre) g WHERE ta2.artist_id = a.id GROUP BY g) x) AS genres
+                FROM silver_track_artists ta JOIN silver_enriched_tracks t ON t.id = ta.track_id
+                WHERE ta.artist_id = a.id) stats ON true
+            LEFT JOIN LATERAL (
+                SELECT count(DISTINCT pt.playlist_id) AS playlists, count(*) AS appearances,
+                       min(p.event_date) AS first_date, max(p.event_date) AS last_date
+                FROM silver_track_artists ta
+                JOIN silver_playlist_tracks pt ON pt.track_id = ta.track_id
+                JOIN silver_enriched_playlists p ON p.id = pt.playlist_id
+                WHERE ta.artist_id = a.id) pl ON true
+            LEFT JOIN LATERAL (
+                SELECT count(DISTINCT other.artist_id) AS n
+                FROM silver_track_artists ta
+                JOIN silver_track_artists other ON other.track_id = ta.track_id
+                     AND other.artist_id <> ta.artist_id
+                WHERE ta.artist_id = a.id) collab ON true
+            WHERE a.id = ANY(CAST(:ids AS uuid[]))
+            ON CONFLICT (silver_artist_id) DO UPDATE SET
+                artist_name = EXCLUDED.artist_name, aliases = EXCLUDED.aliases,
+                primary_genre = EXCLUDED.primary_genre, genres = EXCLUDED.genres,
+                total_tracks = EXCLUDED.total_tracks, total_playlists = EXCLUDED.total_playlists,
+                total_appearances = EXCLUDED.total_appearances,
+                collaboration_count = EXCLUDED.collaboration_count,
+                avg_bpm = EXCLUDED.avg_bpm, avg_energy = EXCLUDED.avg_energy,
+                avg_danceability = EXCLUDED.avg_danceability,
+                most_common_key = EXCLUDED.most_common_key,
+                first_appearance_date = EXCLUDED.first_appearance_date,
+                last_appearance_date = EXCLUDED.last_appearance_date,
+                data_quality_score = EXCLUDED.data_quality_score, last_analyzed_at = now()"""),
+        {"ids": [str(i) for i in artist_ids]},
+    )
+
+
+def harmonic_flow(keys: Sequence[str | None]) -> tuple[float | None, int]:
+    """(mean transition score over consecutive pairs with both keys known, key changes)."""
+    scores: list[float] = []
+    changes = 0
+    for a, b in itertools.pairwise(keys):
+        if a is None or b is None:
+            continue
+        scores.append(transition_score(a, b))
+        changes += a != b
+    return (round(sum(scores) / len(scores), 2) if scores else None), changes
+
+
+def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> None:
+    """Gold rows of these silver playlists: harmonic flow, key changes, energy curve, genres."""
+    for pid in playlist_ids:
+        p = session.execute(
+            text("SELECT * FROM silver_enriched_playlists WHERE id = :id"), {"id": pid}
+        ).one()
+        tracks = session.execute(
+            text("""SELECT pt.position, t.key, t.bpm, t.energy, t.genre, t.artist_name,
+                           t.data_quality_score, t.duration_ms
+                    FROM silver_playlist_tracks pt JOIN silver_enriched_tracks t
+                      ON t.id = pt.track_id
+                    WHERE pt.playlist_id = :id ORDER BY pt.position"""),
+            {"id": pid},
+        ).all()
+        flow, changes = harmonic_flow([t.key for t in tracks])
+        genres = Counter(t.genre[0] for t in tracks if t.genre)
+        bpms = [float(t.bpm) for t in tracks if t.bpm is not None]
+        energies = [float(t.energy) for t in tracks if t.energy is not None]
+        featured = sorted({a for t in tracks for a in [t.artist_name] if a} - {p.artist_name})
+        bronze_count = (
+            session.execute(
+                text("SELECT count(*) FROM bronze_scraped_tracks WHERE playlist_id = :b"),
+                {"b": p.bronze_id},
+            ).scalar_one()
+            if p.bronze_id
+            else len(tracks)
+        )
+        unidentified = (
+            session.execute(
+                text(
+                    "SELECT artist_name, track_title FROM bronze_scraped_tracks "
+                    "WHERE playlist_id = :b"
+                ),
+                {"b": p.bronze_id},
+            ).all()
+            if p.bronze_id
+            else []
+        )
+        n_unknown = sum(1 for r in unidentified if is_unidentified(r.artist_name, r.track_title))
+        rate = round((bronze_count - n_unknown) / bronze_count, 2) if bronze_count else None
+        session.execute(
+            text("""
+                INSERT INTO gold_playlist_analytics
+                    (silver_playlist_id, playlist_name, artist_name, event_name, event_date,
+                     track_count, total_duration_ms, avg_bpm, avg_energy, genre_distribution,
+                     primary_genre, key_changes, harmonic_flow_score, energy_curve,
+                     featured_artists, collaboration_count, data_quality_score,
+                     track_identification_rate, last_analyzed_at)
+                VALUES (:pid, :name, :artist, :event, :date, :count, :duration, :bpm, :energy,
+                        CAST(:genres AS jsonb), :primary, :changes, :flow, CAST(:curve AS jsonb),
+                        :featured, :collab, :quality, :rate, now())
+                ON CONFLICT (silver_playlist_id) DO UPDATE SET
+                    track_count = EXCLUDED.track_count,
+                    total_duration_ms = EXCLUDED.total_duration_ms, avg_bpm = EXCLUDED.avg_bpm,
+                    avg_energy = EXCLUDED.avg_energy,
+                    genre_distribution = EXCLUDED.genre_distribution,
+                    primary_genre = EXCLUDED.primary_genre, key_changes = EXCLUDED.key_changes,
+                    harmonic_flow_score = EXCLUDED.harmonic_flow_score,
+                    energy_curve = EXCLUDED.energy_curve,
+                    featured_artists = EXCLUDED.featured_artists,
+                    collaboration_count = EXCLUDED.collaboration_count,
+                    data_quality_score = EXCLUDED.data_quality_score,
+                    track_identification_rate = EXCLUDED.track_identification_rate,
+                    last_analyzed_at = now()"""),
+            {
+                "pid": pid,
+                "name": p.playlist_name,
+                "artist": p.artist_name,
+                "event": p.event_name,
+                "date": p.event_date,
+                "count": len(tracks),
+                "duration": sum(t.duration_ms or 0 for t in tracks) or None,
+                "bpm": round(sum(bpms) / len(bpms), 2) if bpms else None,
+                "energy": round(sum(energies) / len(energies), 2) if energies else None,
+                "genres": json.dumps(dict(genres)),
+                "primary": genres.most_common(1)[0][0] if genres else None,
+                "changes": changes,
+                "flow": flow,
+                "curve": json.dumps(
+                    [[t.position, None if t.energy is None else float(t.energy)] for t in tracks]
+                ),
+                "featured": featured,
+                "collab": len(featured),
+                "quality": p.data_quality_score,
+                "rate": rate,
+            },
+        )
+
+
+def refresh_views(session: Session) -> None:
+    """Refresh every gold materialised view concurrently."""
+    session.execute(text("SELECT refresh_gold_materialized_views()"))
+
+
+def artists_of_tracks(session: Session, silver_ids: Sequence[str]) -> list[str]:
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT artist_id FROM silver_track_artists "
+            "WHERE track_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": [str(i) for i in silver_ids]},
+    )
+    return [str(r[0]) for r in rows]
+
+
+def playlists_of_tracks(session: Session, silver_ids: Sequence[str]) -> list[str]:
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT playlist_id FROM silver_playlist_tracks "
+            "WHERE track_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": [str(i) for i in silver_ids]},
+    )
+    return [str(r[0]) for r in rows]

@@ -1,0 +1,270 @@
+"""Ingest: validated envelopes to bronze (append-only, idempotent), bad ones to quarantine.
+
+Called by the ``tasks.ingest`` tasks and by ``songnodes ingest``. One call handles a batch inside
+the caller's transaction; the caller enqueues enrichment for ``IngestResult.track_ids`` only
+after commit. A repeated message inserts nothing (the bronze idempotency key holds even with NULL
+optional ids); a re-scrape with changed content is a new bronze row, so history is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pipeline.envelope import Envelope, EnvelopeError, parse_envelope
+
+__all__ = ["IngestResult", "RawMessage", "decode_message", "encode_line", "ingest_messages"]
+
+#: A message as it travels through the broker: a JSON-able envelope dict, a text line, or
+#: ``{"b64": ...}`` for bytes that are not valid UTF-8 (so they still reach quarantine intact).
+RawMessage = dict[str, Any] | str
+
+
+@dataclass
+class IngestResult:
+    """What one batch did. Ids are of newly appended bronze rows only."""
+
+    track_ids: list[UUID] = field(default_factory=list)
+    playlist_ids: list[UUID] = field(default_factory=list)
+    artist_ids: list[UUID] = field(default_factory=list)
+    duplicates: int = 0
+    quarantined: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestResult) -> None:
+        self.track_ids += other.track_ids
+        self.playlist_ids += other.playlist_ids
+        self.artist_ids += other.artist_ids
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.reasons += other.reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tracks": len(self.track_ids),
+            "playlists": len(self.playlist_ids),
+            "artists": len(self.artist_ids),
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+        }
+
+
+def encode_line(raw: bytes) -> RawMessage:
+    """Make one backfill line broker-safe without losing a byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def decode_message(message: RawMessage) -> tuple[bytes, bytes | dict[str, Any]]:
+    """(original bytes for quarantine, what to parse)."""
+    if isinstance(message, dict) and set(message) == {"b64"}:
+        raw = base64.b64decode(message["b64"])
+        return raw, raw
+    if isinstance(message, dict):
+        raw = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
+        return raw, message
+    raw = message.encode("utf-8", "surrogatepass")
+    return raw, raw
+
+
+def _quarantine(
+    session: Session, raw: bytes, exc: EnvelopeError, via: str, hint: dict[str, Any] | None
+) -> None:
+    session.execute(
+        text(
+            """
+            INSERT INTO ingest_quarantine
+                (kind, source, reason, error_detail, raw_bytes, byte_length, content_sha256,
+                 received_via)
+            VALUES (:kind, :source, :reason, CAST(:detail AS jsonb), :raw, :n, :sha, :via)
+            ON CONFLICT (content_sha256) DO NOTHING
+            """
+        ),
+        {
+            "kind": _safe_hint(hint, "kind"),
+            "source": _safe_hint(hint, "source"),
+            "reason": exc.reason[:2000],
+            "detail": json.dumps(exc.detail, default=str).replace("\\u0000", "\\\\u0000"),
+            "raw": raw,
+            "n": len(raw),
+            "sha": hashlib.sha256(raw).hexdigest(),
+            "via": via,
+        },
+    )
+
+
+def _safe_hint(hint: dict[str, Any] | None, key: str) -> str | None:
+    value = hint.get(key) if isinstance(hint, dict) else None
+    if isinstance(value, str) and "\x00" not in value:
+        return value[:100]
+    return None
+
+
+def _insert_returning(session: Session, sql: str, params: dict[str, Any]) -> UUID | None:
+    row = session.execute(text(sql), params).first()
+    return None if row is None else row[0]
+
+
+_TRACK_SQL = """
+    INSERT INTO bronze_scraped_tracks
+        (source, source_url, source_track_id, scraper_version, raw_json, artist_name,
+         track_title, playlist_id, position, scraped_at)
+    VALUES (:source, :source_url, :source_track_id, :scraper_version, CAST(:raw_json AS jsonb),
+            :artist_name, :track_title, :playlist_id, :position, COALESCE(:scraped_at, now()))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+
+def _ingest_track(session: Session, env: Envelope, result: IngestResult) -> None:
+    new_id = _insert_returning(
+        session,
+        _TRACK_SQL,
+        {
+            "source": env.source,
+            "source_url": env.source_url,
+            "source_track_id": env.source_track_id,
+            "scraper_version": env.scraper_version,
+            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
+            "artist_name": env.artist_name,
+            "track_title": env.track_title,
+            "playlist_id": None,
+            "position": None,
+            "scraped_at": env.scraped_at,
+        },
+    )
+    if new_id is None:
+        result.duplicates += 1
+    else:
+        result.track_ids.append(new_id)
+
+
+def _ingest_playlist(session: Session, env: Envelope, result: IngestResult) -> None:
+    playlist_id = _insert_returning(
+        session,
+        """
+        INSERT INTO bronze_scraped_playlists
+            (source, source_url, source_playlist_id, scraper_version, raw_json, playlist_name,
+             artist_name, event_name, event_date, scraped_at)
+        VALUES (:source, :source_url, :source_playlist_id, :scraper_version,
+                CAST(:raw_json AS jsonb), :playlist_name, :artist_name, :event_name, :event_date,
+                COALESCE(:scraped_at, now()))
+        ON CONFLICT DO NOTHING
+        RETURNING id
+        """,
+        {
+            "source": env.source,
+            "source_url": env.source_url,
+            "source_playlist_id": env.source_playlist_id,
+            "scraper_version": env.scraper_version,
+            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
+            "playlist_name": env.playlist_name,
+            "artist_name": env.artist_name,
+            "event_name": env.event_name,
+            "event_date": env.event_date,
+            "scraped_at": env.scraped_at,
+        },
+    )
+    if playlist_id is None:
+        result.duplicates += 1
+        return
+    result.playlist_ids.append(playlist_id)
+    # Each tracklist entry becomes a bronze track row tied to the playlist and its position, so
+    # tracks heard only in setlists are enriched like any other.
+    for entry in env.tracklist():
+        entry_json = entry.model_dump(mode="json", exclude_none=True)
+        track_id = _insert_returning(
+            session,
+            _TRACK_SQL,
+            {
+                "source": env.source,
+                "source_url": env.source_url,
+                "source_track_id": entry_json.get("source_track_id"),
+                "scraper_version": env.scraper_version,
+                "raw_json": json.dumps(entry_json, ensure_ascii=False),
+                "artist_name": entry.artist,
+                "track_title": entry.title,
+                "playlist_id": playlist_id,
+                "position": entry.position,
+                "scraped_at": env.scraped_at,
+            },
+        )
+        if track_id is not None:
+            result.track_ids.append(track_id)
+
+
+def _ingest_artist(session: Session, env: Envelope, result: IngestResult) -> None:
+    new_id = _insert_returning(
+        session,
+        """
+        INSERT INTO bronze_scraped_artists
+            (source, source_url, source_artist_id, scraper_version, raw_json, artist_name,
+             aliases, scraped_at)
+        VALUES (:source, :source_url, :source_artist_id, :scraper_version,
+                CAST(:raw_json AS jsonb), :artist_name, :aliases, COALESCE(:scraped_at, now()))
+        ON CONFLICT DO NOTHING
+        RETURNING id
+        """,
+        {
+            "source": env.source,
+            "source_url": env.source_url,
+            "source_artist_id": env.source_artist_id,
+            "scraper_version": env.scraper_version,
+            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
+            "artist_name": env.artist_name,
+            "aliases": env.aliases,
+            "scraped_at": env.scraped_at,
+        },
+    )
+    if new_id is None:
+        result.duplicates += 1
+    else:
+        result.artist_ids.append(new_id)
+
+
+_HANDLERS = {"track": _ingest_track, "playlist": _ingest_playlist, "artist": _ingest_artist}
+
+
+def ingest_messages(
+    session: Session, messages: Iterable[RawMessage], *, via: str = "task"
+) -> IngestResult:
+    """Validate and append a batch. Each message is isolated in a savepoint: one bad row (or a
+    database-level rejection such as a CHECK) quarantines that message and the batch goes on."""
+    result = IngestResult()
+    for message in messages:
+        raw, payload = decode_message(message)
+        hint = payload if isinstance(payload, dict) else None
+        try:
+            env = parse_envelope(payload)
+        except EnvelopeError as exc:
+            _quarantine(session, raw, exc, via, hint)
+            result.quarantined += 1
+            result.reasons.append(exc.reason)
+            continue
+        local = IngestResult()  # merged only if the savepoint commits
+        try:
+            with session.begin_nested():
+                _HANDLERS[env.kind](session, env, local)
+        except Exception as exc:  # a database refusal of one message must not lose the batch
+            reason = f"database rejected the envelope: {type(exc).__name__}: {exc}"[:2000]
+            _quarantine(session, raw, EnvelopeError(reason), via, hint)
+            result.quarantined += 1
+            result.reasons.append(reason)
+            continue
+        result.merge(local)
+    return result
+
+
+def ingest_batch(session: Session, lines: Sequence[bytes], *, via: str = "cli") -> IngestResult:
+    """Convenience for raw lines (backfill files, tests)."""
+    return ingest_messages(session, [encode_line(line) for line in lines], via=via)

@@ -1,0 +1,219 @@
+"""Scheduled maintenance (Celery beat): rollups, quality metrics, health, sweeper, reaper.
+
+Every function is idempotent: running it twice for the same period changes nothing (upserts on
+the period's unique key), so beat may fire late, twice, or be re-run by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pipeline.enrich import Next
+
+__all__ = [
+    "compute_data_quality_metrics",
+    "reap_stuck_runs",
+    "rollup_provider_performance",
+    "sweep_stalled",
+    "update_provider_health",
+]
+
+
+def _day(day: dt.date | None) -> dt.date:
+    return day or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+
+
+def rollup_provider_performance(session: Session, day: dt.date | None = None) -> int:
+    """One ``provider_performance_history`` row per provider x field for ``day`` (UTC)."""
+    d = _day(day)
+    result = session.execute(
+        text("""
+            INSERT INTO provider_performance_history AS h
+                (provider_name, metadata_field, request_count, success_count, avg_confidence,
+                 avg_response_time_ms, period_start, period_end)
+            SELECT t.provider_used, t.metadata_field, count(*),
+                   count(*) FILTER (WHERE t.success),
+                   round(avg(t.provider_confidence), 2), round(avg(t.processing_time_ms)),
+                   CAST(:start AS timestamptz), CAST(:end AS timestamptz)
+            FROM enrichment_transformations t
+            JOIN enrichment_providers p ON p.provider_name = t.provider_used
+            JOIN metadata_enrichment_config c ON c.metadata_field = t.metadata_field
+            WHERE t.transformation_type = 'enrichment'
+              AND t.created_at >= CAST(:start AS timestamptz)
+              AND t.created_at < CAST(:end AS timestamptz)
+            GROUP BY t.provider_used, t.metadata_field
+            ON CONFLICT (provider_name, metadata_field, period_start, period_end) DO UPDATE SET
+                request_count = EXCLUDED.request_count, success_count = EXCLUDED.success_count,
+                avg_confidence = EXCLUDED.avg_confidence,
+                avg_response_time_ms = EXCLUDED.avg_response_time_ms"""),
+        {
+            "start": dt.datetime.combine(d, dt.time(), dt.UTC),
+            "end": dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), dt.UTC),
+        },
+    )
+    # Rolling 7-day figures on the registry, which the health query in the seed reads.
+    session.execute(
+        text("""
+        UPDATE enrichment_providers p SET
+            success_rate = s.rate, avg_confidence_score = s.conf, avg_response_time_ms = s.ms
+        FROM (SELECT provider_name,
+                     round(sum(success_count)::numeric / nullif(sum(request_count), 0), 4) AS rate,
+                     round(avg(avg_confidence), 2) AS conf, round(avg(avg_response_time_ms)) AS ms
+              FROM provider_performance_history
+              WHERE period_start >= now() - interval '7 days'
+              GROUP BY provider_name) s
+        WHERE p.provider_name = s.provider_name""")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def compute_data_quality_metrics(session: Session, day: dt.date | None = None) -> None:
+    """One daily ``data_quality_metrics`` row per layer (upsert: re-running replaces it)."""
+    d = day or dt.datetime.now(dt.UTC).date()
+    params: dict[str, Any] = {"d": d}
+    upsert = """
+        ON CONFLICT (metric_date, metric_hour, data_layer) DO UPDATE SET
+            total_records = EXCLUDED.total_records, valid_records = EXCLUDED.valid_records,
+            warning_records = EXCLUDED.warning_records, failed_records = EXCLUDED.failed_records,
+            avg_field_completeness = EXCLUDED.avg_field_completeness,
+            avg_quality_score = EXCLUDED.avg_quality_score,
+            avg_enrichment_confidence = EXCLUDED.avg_enrichment_confidence,
+            field_completeness = EXCLUDED.field_completeness,
+            provider_success_rates = EXCLUDED.provider_success_rates"""
+    session.execute(
+        text(
+            """
+        INSERT INTO data_quality_metrics (metric_date, data_layer, total_records, valid_records,
+                                          failed_records)
+        SELECT :d, 'bronze', (SELECT count(*) FROM bronze_scraped_tracks),
+               (SELECT count(*) FROM bronze_scraped_tracks),
+               (SELECT count(*) FROM ingest_quarantine)"""
+            + upsert
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            """
+        INSERT INTO data_quality_metrics
+            (metric_date, data_layer, total_records, valid_records, warning_records,
+             failed_records, avg_field_completeness, avg_quality_score,
+             avg_enrichment_confidence, field_completeness, provider_success_rates)
+        SELECT :d, 'silver', count(*),
+               count(*) FILTER (WHERE validation_status = 'valid'),
+               count(*) FILTER (WHERE validation_status = 'warning'),
+               count(*) FILTER (WHERE validation_status IN ('failed', 'needs_review')),
+               round(avg(calculate_enrichment_completeness(s.*)) * 100, 2),
+               round(avg(data_quality_score), 2),
+               (SELECT round(avg(current_confidence), 2) FROM field_provenance),
+               jsonb_build_object(
+                   'bpm', round(avg((bpm IS NOT NULL)::int) * 100, 2),
+                   'key', round(avg((key IS NOT NULL)::int) * 100, 2),
+                   'genre', round(avg((coalesce(cardinality(genre), 0) > 0)::int) * 100, 2),
+                   'isrc', round(avg((isrc IS NOT NULL)::int) * 100, 2),
+                   'spotify_id', round(avg((spotify_id IS NOT NULL)::int) * 100, 2),
+                   'release_date', round(avg((release_date IS NOT NULL)::int) * 100, 2)),
+               (SELECT coalesce(jsonb_object_agg(provider_name, success_rate), '{}'::jsonb)
+                  FROM enrichment_providers WHERE success_rate IS NOT NULL)
+        FROM silver_enriched_tracks s"""
+            + upsert
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            """
+        INSERT INTO data_quality_metrics (metric_date, data_layer, total_records, valid_records,
+                                          avg_field_completeness, avg_quality_score)
+        SELECT :d, 'gold', count(*), count(*),
+               round(avg(enrichment_completeness) * 100, 2), round(avg(data_quality_score), 2)
+        FROM gold_track_analytics"""
+            + upsert
+        ),
+        params,
+    )
+
+
+def update_provider_health(session: Session, states: dict[str, str]) -> None:
+    """Write breaker states (healthy/degraded/down) into the registry."""
+    for provider, health in states.items():
+        session.execute(
+            text(
+                "UPDATE enrichment_providers SET health_status = :h, last_health_check = now() "
+                "WHERE provider_name = :p"
+            ),
+            {"h": health, "p": provider},
+        )
+
+
+def sweep_stalled(session: Session, older_than_s: int = 600) -> tuple[Next, list[str]]:
+    """Re-enqueue work whose message was lost: pending lookups and unmerged jobs older than the
+    timeout, plus bronze tracks that never got a job. Returns (work to dispatch, bronze ids
+    without a job, which the caller starts in a fresh run)."""
+    params = {"s": older_than_s}
+    nxt = Next()
+    for job_id, provider in session.execute(
+        text("""
+            UPDATE enrichment_lookups SET updated_at = now()
+            WHERE status = 'pending' AND updated_at < now() - make_interval(secs => :s)
+            RETURNING job_id, provider"""),
+        params,
+    ):
+        nxt.lookups.setdefault(provider, []).append(str(job_id))
+    for (job_id,) in session.execute(
+        text("""
+            UPDATE enrichment_jobs SET updated_at = now()
+            WHERE status = 'merging' AND updated_at < now() - make_interval(secs => :s)
+            RETURNING id"""),
+        params,
+    ):
+        nxt.merges.append(str(job_id))
+    orphans = [
+        str(r[0])
+        for r in session.execute(
+            text("""
+            SELECT b.id FROM bronze_scraped_tracks b
+            WHERE b.created_at < now() - make_interval(secs => :s)
+              AND NOT EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.bronze_track_id = b.id)
+            ORDER BY b.created_at LIMIT 5000"""),
+            params,
+        )
+    ]
+    return nxt, orphans
+
+
+def reap_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> list[str]:
+    """Close runs still ``running`` long after they started: their open jobs are marked failed."""
+    stuck = [
+        str(r[0])
+        for r in session.execute(
+            text("""
+        SELECT id FROM enrichment_pipeline_runs
+        WHERE run_status = 'running' AND started_at < now() - make_interval(secs => :s)"""),
+            {"s": older_than_s},
+        )
+    ]
+    from pipeline.runs import finish_run_if_done
+
+    for run_id in stuck:
+        session.execute(
+            text("""
+            UPDATE enrichment_jobs SET status = 'failed', updated_at = now(),
+                   last_error = 'reaped: run exceeded its time limit'
+            WHERE run_id = :r AND status IN ('enriching', 'merging')"""),
+            {"r": run_id},
+        )
+        if not finish_run_if_done(session, run_id):
+            session.execute(text("SELECT complete_pipeline_run(:r, 'failed')"), {"r": run_id})
+        session.execute(
+            text("""
+            UPDATE enrichment_pipeline_runs
+            SET critical_errors = coalesce(critical_errors, '{}') || 'reaped: stuck in running'
+            WHERE id = :r"""),
+            {"r": run_id},
+        )
+    return stuck

@@ -1,0 +1,535 @@
+"""Merge: resolve each field through the waterfall and write one silver track with provenance.
+
+For a job whose lookups are all done: every field takes the first provider in priority order whose
+confidence meets its threshold (``pipeline.waterfall.pick_winner``); identity resolution (ISRC,
+then provider ids, then the normalised artist+title key) maps the bronze row onto an existing
+silver track or a new one; a ``merge`` transformation per field records the candidates, the rule
+and the winner; ``field_provenance`` keeps the whole chain. Idempotent: a merged job is not merged
+twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline.enrich import is_unidentified, job_outcomes, to_jsonb
+from pipeline.matching import identity_key, normalise_name, split_artists
+from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
+from pipeline.normalise.dates import parse_release_date
+from pipeline.quality import assess
+from pipeline.runs import finish_run_if_done, load_plan
+from pipeline.waterfall import Outcome, Winner, pick_winner
+
+__all__ = ["TRACK_COLUMNS", "MergeResult", "merge_job", "upsert_artist"]
+
+#: Waterfall fields stored as silver columns; any other field goes to enrichment_metadata.extra.
+TRACK_COLUMNS = (
+    "artist_name",
+    "track_title",
+    "spotify_id",
+    "isrc",
+    "beatport_id",
+    "musicbrainz_id",
+    "deezer_id",
+    "tidal_id",
+    "discogs_id",
+    "release_date",
+    "duration_ms",
+    "bpm",
+    "key",
+    "genre",
+    "energy",
+    "valence",
+    "danceability",
+)
+IDENTITY_IDS = (
+    "isrc",
+    "spotify_id",
+    "beatport_id",
+    "musicbrainz_id",
+    "deezer_id",
+    "tidal_id",
+    "discogs_id",
+)
+
+
+@dataclass
+class MergeResult:
+    """What a merge produced; the caller enqueues gold and playlist merges after commit."""
+
+    silver_track_id: str | None = None
+    bronze_playlist_ids: list[str] = field(default_factory=list)
+    run_finished: bool = False
+    already_merged: bool = False
+
+
+def _column_value(name: str, value: Any) -> tuple[Any, dict[str, str]]:
+    """Coerce a canonical provider value to its column type; extra facts go to metadata."""
+    if value is None:
+        return None, {}
+    if name == "release_date":
+        parsed = parse_release_date(value)
+        return parsed.date, {"release_date_precision": parsed.precision}
+    if name in ("bpm", "energy", "valence", "danceability"):
+        return round(float(value), 2), {}
+    if name == "duration_ms":
+        return int(value), {}
+    if name == "genre":
+        return [str(v) for v in (value if isinstance(value, list) else [value])], {}
+    return str(value), {}
+
+
+def _reconcile_bpm(winner: Winner, outcomes: list[Outcome]) -> tuple[float, str | None]:
+    value = float(winner.outcome.value)
+    readings = [
+        float(o.value)
+        for o in outcomes
+        if o.field == "bpm" and o.success and isinstance(o.value, int | float)
+    ]
+    reference = consensus_bpm(readings) if len(readings) > 1 else None
+    if reference is None:
+        return value, None
+    fixed = reconcile_bpm(value, reference)
+    if abs(fixed - value) < 0.01:
+        return value, None
+    return fixed, (
+        f"{winner.outcome.provider} read {value:g} BPM, a half/double-time reading of "
+        f"the consensus {reference:g}; stored {fixed:g}"
+    )
+
+
+def _lock(session: Session, key: str) -> None:
+    # Serialises merges of the same identity across workers without a table lock.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
+def upsert_artist(
+    session: Session, name: str, bronze_id: str | None = None, aliases: list[str] | None = None
+) -> str:
+    """One silver artist per normalised name (or alias); returns its id."""
+    norm = normalise_name(name) or name.casefold()
+    _lock(session, f"artist:{norm}")
+    found = session.execute(
+        text(
+            "SELECT id FROM silver_enriched_artists WHERE normalized_name = :n "
+            "OR :n = ANY(coalesce(aliases, '{}')) ORDER BY created_at LIMIT 1"
+        ),
+        {"n": norm},
+    ).scalar_one_or_none()
+    alias_norms = sorted({normalise_name(a) for a in aliases or [] if normalise_name(a)} - {norm})
+    if found is not None:
+        session.execute(
+            text("""
+                UPDATE silver_enriched_artists SET
+                    bronze_ids = CASE WHEN CAST(:b AS uuid) IS NULL
+                                        OR CAST(:b AS uuid) = ANY(bronze_ids)
+                                      THEN bronze_ids ELSE bronze_ids || CAST(:b AS uuid) END,
+                    aliases = (SELECT array_agg(DISTINCT a) FROM
+                               unnest(coalesce(aliases, '{}') || CAST(:al AS text[])) a)
+                WHERE id = :id"""),
+            {"b": bronze_id, "al": alias_norms, "id": found},
+        )
+        return str(found)
+    new_id = session.execute(
+        text("""
+            INSERT INTO silver_enriched_artists
+                (bronze_ids, canonical_name, normalized_name, aliases, validation_status,
+                 deduplication_strategy, enrichment_metadata)
+            VALUES (CASE WHEN CAST(:b AS uuid) IS NULL THEN '{}'::uuid[]
+                         ELSE ARRAY[CAST(:b AS uuid)] END,
+                    :name, :n, :al, 'valid', 'normalized_name', '{}'::jsonb)
+            ON CONFLICT (canonical_name) DO UPDATE SET updated_at = now()
+            RETURNING id"""),
+        {"b": bronze_id, "name": name, "n": norm, "al": alias_norms},
+    ).scalar_one()
+    return str(new_id)
+
+
+def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
+    conditions = ["identity_key = :ikey"]
+    order = ["WHEN identity_key = :ikey THEN 9"]
+    params: dict[str, Any] = {"ikey": ikey}
+    for rank, col in enumerate(IDENTITY_IDS):
+        if ids.get(col):
+            conditions.append(f"{col} = :{col}")
+            order.append(f"WHEN {col} = :{col} THEN {rank}")
+            params[col] = ids[col]
+    sql = (
+        f"SELECT * FROM silver_enriched_tracks WHERE {' OR '.join(conditions)} "
+        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR UPDATE"
+    )
+    return session.execute(text(sql), params).first()
+
+
+def _existing_confidence(session: Session, silver_id: Any) -> dict[str, float | None]:
+    rows = session.execute(
+        text(
+            "SELECT metadata_field, current_confidence FROM field_provenance "
+            "WHERE silver_track_id = :id"
+        ),
+        {"id": silver_id},
+    )
+    return {r[0]: (None if r[1] is None else float(r[1])) for r in rows}
+
+
+def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -> MergeResult:
+    """Merge one job into silver (see module docstring). ``override_fields``: a replay's
+    chosen fields replace the current values even when less confident."""
+    job = session.execute(
+        text("""SELECT j.id, j.run_id, j.bronze_track_id, j.status, j.fields, j.silver_track_id,
+                       b.source, b.artist_name, b.track_title, b.raw_json, b.playlist_id
+                FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
+                WHERE j.id = :id FOR UPDATE OF j"""),
+        {"id": job_id},
+    ).first()
+    if job is None:
+        return MergeResult()
+    result = MergeResult(bronze_playlist_ids=[str(job.playlist_id)] if job.playlist_id else [])
+    if job.status == "merged":
+        result.silver_track_id = str(job.silver_track_id) if job.silver_track_id else None
+        result.already_merged = True
+        return result
+    run_id, bronze_id = str(job.run_id), str(job.bronze_track_id)
+    if is_unidentified(job.artist_name, job.track_title):
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merged', merged_at = now(), "
+                "updated_at = now() WHERE id = :id"
+            ),
+            {"id": job_id},
+        )
+        result.run_finished = finish_run_if_done(session, run_id)
+        return result
+
+    plan = load_plan(session, run_id)
+    outcomes = job_outcomes(session, run_id, bronze_id)
+    wanted = set(job.fields) if job.fields else set(plan.rules)
+    winners = {
+        f: w
+        for f, rule in plan.rules.items()
+        if f in wanted and (w := pick_winner(rule, outcomes)) is not None
+    }
+
+    values: dict[str, Any] = {}
+    confidences: dict[str, float | None] = {}
+    metadata: dict[str, Any] = {"run_id": run_id, "extra": {}, "winners": {}}
+    warnings: list[dict[str, str]] = []
+    rules: dict[str, dict[str, Any]] = {}
+    for name, w in winners.items():
+        value = w.outcome.value
+        rule_info: dict[str, Any] = {
+            "reason": w.reason,
+            "fallback": w.fallback,
+            "priority": w.slot.priority if w.slot else None,
+            "threshold": w.slot.min_confidence if w.slot else None,
+            "min_acceptable": plan.rules[name].min_acceptable,
+            "mode": plan.rules[name].mode,
+            "config_run_id": run_id,
+        }
+        if name == "bpm":
+            value, note = _reconcile_bpm(w, outcomes)
+            if note:
+                warnings.append({"field": "bpm", "warning": note})
+                rule_info["reconciled"] = note
+        if w.fallback:
+            # Accepted by design (min_acceptable_confidence); noted, not a quality warning.
+            metadata.setdefault("fallbacks", {})[name] = w.reason
+        if name in TRACK_COLUMNS:
+            try:
+                values[name], extra = _column_value(name, value)
+            except (ValueError, TypeError) as exc:
+                warnings.append({"field": name, "warning": f"value {value!r} rejected: {exc}"})
+                continue
+            metadata.update(extra)
+        else:
+            metadata["extra"][name] = value
+        confidences[name] = w.outcome.confidence
+        metadata["winners"][name] = w.outcome.provider
+        rules[name] = rule_info
+    # Scraped names are the fallback: a track no provider knows keeps what the setlist said.
+    for col, scraped in (("artist_name", job.artist_name), ("track_title", job.track_title)):
+        if not values.get(col):
+            values[col] = scraped
+            confidences[col] = None
+            rules[col] = {
+                "reason": f"no provider answer; scraped value from {job.source}",
+                "fallback": True,
+                "config_run_id": run_id,
+            }
+
+    ikey = identity_key(values["artist_name"], values["track_title"])
+    _lock(session, f"track:{ikey}")
+    for col in IDENTITY_IDS:
+        if values.get(col):
+            _lock(session, f"{col}:{values[col]}")
+    existing = _find_silver(session, values, ikey)
+    silver_id = _write_silver(
+        session, existing, values, confidences, ikey, bronze_id, override_fields, warnings
+    )
+    final = (
+        session.execute(
+            text("SELECT * FROM silver_enriched_tracks WHERE id = :id"), {"id": silver_id}
+        )
+        .one()
+        ._mapping
+    )
+    current = {c: final[c] for c in TRACK_COLUMNS}
+    all_conf = _existing_confidence(session, silver_id) | {
+        k: v for k, v in confidences.items() if k in current
+    }
+    quality = assess(
+        current,
+        all_conf,
+        plan.required_fields(),
+        [f for f in plan.rules if f not in plan.required_fields()],
+        warnings,
+    )
+    session.execute(
+        text("""UPDATE silver_enriched_tracks SET data_quality_score = :score,
+                    validation_status = :status, validation_errors = CAST(:errors AS jsonb),
+                    validation_warnings = CAST(:warnings AS jsonb),
+                    enrichment_metadata = enrichment_metadata || CAST(:meta AS jsonb),
+                    field_confidence = field_confidence || CAST(:conf AS jsonb),
+                    enrichment_run_id = :run, enriched_at = now(), validated_at = now()
+                WHERE id = :id"""),
+        {
+            "score": quality.score,
+            "status": quality.status,
+            "errors": to_jsonb(quality.errors),
+            "warnings": to_jsonb(warnings),
+            "meta": to_jsonb(metadata),
+            "conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
+            "run": run_id,
+            "id": silver_id,
+        },
+    )
+    _write_provenance(session, silver_id, job, values, confidences, winners, outcomes, rules)
+    for position, name in enumerate(
+        split_artists(values["artist_name"]) or [values["artist_name"]]
+    ):
+        artist_id = upsert_artist(session, name)
+        session.execute(
+            text(
+                "INSERT INTO silver_track_artists (track_id, artist_id, position) "
+                "VALUES (:t, :a, :p) ON CONFLICT DO NOTHING"
+            ),
+            {"t": silver_id, "a": artist_id, "p": position},
+        )
+    session.execute(
+        text(
+            "UPDATE enrichment_jobs SET status = 'merged', silver_track_id = :s, merged_at = now(),"
+            " updated_at = now() WHERE id = :id"
+        ),
+        {"s": silver_id, "id": job_id},
+    )
+    result.silver_track_id = silver_id
+    result.run_finished = finish_run_if_done(session, run_id)
+    return result
+
+
+def _write_silver(
+    session: Session,
+    existing: Any,
+    values: dict[str, Any],
+    confidences: dict[str, float | None],
+    ikey: str,
+    bronze_id: str,
+    override: bool,
+    warnings: list[dict[str, str]],
+) -> str:
+    if existing is None:
+        cols = [c for c in TRACK_COLUMNS if values.get(c) is not None]
+        params = {c: values[c] for c in cols} | {"ikey": ikey, "bronze": bronze_id}
+        try:
+            with session.begin_nested():
+                row = session.execute(
+                    text(
+                        f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, "
+                        f"{', '.join(cols)}) VALUES (:bronze, :ikey, "
+                        f"{', '.join(':' + c for c in cols)}) RETURNING id"
+                    ),
+                    params,
+                ).one()
+            return str(row[0])
+        except IntegrityError:
+            # Another record already owns one of the ids (an ISRC shared by two names): keep the
+            # track, drop the conflicting ids, and say so.
+            for col in IDENTITY_IDS:
+                if col in params and col != "isrc":
+                    params.pop(col)
+            params.pop("isrc", None)
+            cols = [c for c in cols if c in params]
+            warnings.append(
+                {
+                    "field": "identity",
+                    "warning": "provider ids already belong to "
+                    "another silver track; stored without them (possible duplicate)",
+                }
+            )
+            row = session.execute(
+                text(
+                    f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, "
+                    f"{', '.join(cols)}) VALUES (:bronze, :ikey, "
+                    f"{', '.join(':' + c for c in cols)}) RETURNING id"
+                ),
+                params,
+            ).one()
+            return str(row[0])
+    silver_id = str(existing.id)
+    current_conf = _existing_confidence(session, silver_id)
+    updates: dict[str, Any] = {}
+    for col in TRACK_COLUMNS:
+        new = values.get(col)
+        if new is None:
+            continue
+        old_conf = current_conf.get(col)
+        new_conf = confidences.get(col)
+        if (
+            override
+            or existing._mapping[col] is None
+            or old_conf is None
+            or (new_conf is not None and new_conf >= old_conf)
+        ):
+            updates[col] = new
+    sets = ", ".join(f"{c} = :{c}" for c in updates)
+    params = updates | {"id": silver_id, "bronze": bronze_id}
+    add_bronze = (
+        "additional_bronze_ids = CASE WHEN bronze_id = CAST(:bronze AS uuid) OR "
+        "CAST(:bronze AS uuid) = ANY(additional_bronze_ids) THEN additional_bronze_ids "
+        "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END"
+    )
+    try:
+        with session.begin_nested():
+            session.execute(
+                text(
+                    f"UPDATE silver_enriched_tracks SET "
+                    f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id"
+                ),
+                params,
+            )
+    except IntegrityError:
+        safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
+        sets = ", ".join(f"{c} = :{c}" for c in safe)
+        warnings.append(
+            {
+                "field": "identity",
+                "warning": "provider ids already belong to "
+                "another silver track; not copied (possible duplicate)",
+            }
+        )
+        session.execute(
+            text(
+                f"UPDATE silver_enriched_tracks SET "
+                f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id"
+            ),
+            safe | {"id": silver_id, "bronze": bronze_id},
+        )
+    return silver_id
+
+
+def _write_provenance(
+    session: Session,
+    silver_id: str,
+    job: Any,
+    values: dict[str, Any],
+    confidences: dict[str, float | None],
+    winners: dict[str, Winner],
+    outcomes: list[Outcome],
+    rules: dict[str, dict[str, Any]],
+) -> None:
+    raw = job.raw_json if isinstance(job.raw_json, dict) else {}
+    for name, rule in rules.items():
+        w = winners.get(name)
+        considered = [o for o in outcomes if o.field == name]
+        value = values.get(name, w.outcome.value if w else None)
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        provider = w.outcome.provider if w else f"scraped:{job.source}"
+        merge_id = session.execute(
+            text("""INSERT INTO enrichment_transformations
+                        (run_id, bronze_id, silver_id, transformation_type, metadata_field,
+                         provider_used, provider_confidence, input_value, output_value,
+                         transformation_rules, success)
+                    VALUES (:run, :bronze, :silver, 'merge', :field, :provider, :conf,
+                            CAST(:input AS jsonb), CAST(:output AS jsonb),
+                            CAST(:rules AS jsonb), true)
+                    RETURNING id"""),
+            {
+                "run": str(job.run_id),
+                "bronze": str(job.bronze_track_id),
+                "silver": silver_id,
+                "field": name,
+                "provider": provider,
+                "conf": None if confidences.get(name) is None else round(confidences[name] or 0, 2),
+                "input": to_jsonb(
+                    [
+                        {
+                            "provider": o.provider,
+                            "value": o.value,
+                            "confidence": o.confidence,
+                            "success": o.success,
+                        }
+                        for o in considered
+                    ]
+                ),
+                "output": to_jsonb(value),
+                "rules": to_jsonb(rule),
+            },
+        ).scalar_one()
+        chain = [str(o.transformation_id) for o in considered if o.transformation_id] + [
+            str(merge_id)
+        ]
+        session.execute(
+            text("""INSERT INTO field_provenance AS fp
+                        (silver_track_id, metadata_field, original_bronze_id, original_source,
+                         original_value, transformation_chain, final_transformation_id,
+                         current_value, current_confidence, current_provider,
+                         total_transformations, last_modified_run_id)
+                    VALUES (:silver, :field, :bronze, :source, CAST(:orig AS jsonb),
+                            CAST(:chain AS uuid[]), :final, CAST(:value AS jsonb), :conf,
+                            :provider, :n, :run)
+                    ON CONFLICT (silver_track_id, metadata_field) DO UPDATE SET
+                        transformation_chain = fp.transformation_chain
+                                               || EXCLUDED.transformation_chain,
+                        final_transformation_id = EXCLUDED.final_transformation_id,
+                        current_value = EXCLUDED.current_value,
+                        current_confidence = EXCLUDED.current_confidence,
+                        current_provider = EXCLUDED.current_provider,
+                        total_transformations = fp.total_transformations
+                                                + EXCLUDED.total_transformations,
+                        last_modified_run_id = EXCLUDED.last_modified_run_id,
+                        updated_at = now()"""),
+            {
+                "silver": silver_id,
+                "field": name,
+                "bronze": str(job.bronze_track_id),
+                "source": job.source,
+                "orig": to_jsonb(raw.get(name)),
+                "chain": chain,
+                "final": merge_id,
+                "value": to_jsonb(value),
+                "conf": None if confidences.get(name) is None else round(confidences[name] or 0, 2),
+                "provider": provider,
+                "n": len(chain),
+                "run": str(job.run_id),
+            },
+        )
+
+
+def silver_ids_for_bronze(session: Session, bronze_ids: list[UUID | str]) -> list[str]:
+    """Silver tracks built from these bronze rows (primary or additional)."""
+    rows = session.execute(
+        text(
+            "SELECT id FROM silver_enriched_tracks WHERE bronze_id = ANY(CAST(:ids AS uuid[])) "
+            "OR additional_bronze_ids && CAST(:ids AS uuid[])"
+        ),
+        {"ids": [str(b) for b in bronze_ids]},
+    )
+    return [str(r[0]) for r in rows]

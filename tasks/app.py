@@ -1,0 +1,68 @@
+"""The Celery application: configuration from ``celeryconfig``, per-process engine lifecycle, logs.
+
+One SQLAlchemy engine per worker process: a forked child must never reuse the parent's sockets,
+so the engine is disposed when a pool process starts and when the worker shuts down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+app = Celery("songnodes")
+app.config_from_object("celeryconfig")
+app.conf.include = [
+    "tasks.ingest",
+    "tasks.enrich",
+    "tasks.merge",
+    "tasks.gold",
+    "tasks.maintenance",
+]
+
+
+@signals.worker_process_init.connect
+def _fresh_engine_after_fork(**_: Any) -> None:
+    from db.engine import dispose_engine
+
+    dispose_engine()
+
+
+@signals.worker_shutdown.connect
+def _dispose_engine_at_shutdown(**_: Any) -> None:
+    from db.engine import dispose_engine
+
+    dispose_engine()
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: what log shippers and ``jq`` read without regexes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("task_id", "task_name", "provider", "job_id", "run_id"):
+            if hasattr(record, key):
+                payload[key] = getattr(record, key)
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _json_logs(logger: logging.Logger, **_: Any) -> None:
+    if os.environ.get("SONGNODES_LOG_FORMAT", "json") != "json":
+        return
+    for handler in logger.handlers:
+        handler.setFormatter(JsonLogFormatter())
+
+
+__all__ = ["JsonLogFormatter", "app"]

@@ -1,0 +1,111 @@
+"""Gold tasks: incremental upserts for affected ids, then one debounced view refresh.
+
+Many merges finishing close together schedule a single ``refresh_views`` (a Redis ``SET NX`` flag
+with a short countdown, or an in-process flag when there is no Redis): the views are refreshed
+concurrently, so readers are never blocked, but not once per track.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+import threading
+
+from celery.utils.log import get_task_logger
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from db.engine import session_scope
+from pipeline.gold import (
+    artists_of_tracks,
+    merge_playlist,
+    refresh_views,
+    upsert_artist_analytics,
+    upsert_playlist_analytics,
+    upsert_track_analytics,
+)
+from tasks.app import app
+
+__all__ = ["merge_playlist_task", "refresh_views_task", "schedule_refresh", "update_tracks"]
+
+log = get_task_logger(__name__)
+
+REFRESH_DEBOUNCE_S = float(os.environ.get("SONGNODES_REFRESH_DEBOUNCE_S", "5"))
+_FLAG = "songnodes:gold:refresh-pending"
+_local_flag = threading.Event()
+
+
+def _redis() -> Any:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def schedule_refresh() -> bool:
+    """Schedule one refresh unless one is already pending. True when this call scheduled it."""
+    client = _redis()
+    if client is not None:
+        if not client.set(_FLAG, "1", nx=True, ex=int(REFRESH_DEBOUNCE_S * 12) + 1):
+            return False
+    elif _local_flag.is_set():
+        return False
+    else:
+        _local_flag.set()
+    refresh_views_task.apply_async(countdown=REFRESH_DEBOUNCE_S)
+    return True
+
+
+@app.task(name="tasks.gold.refresh_views", autoretry_for=(OperationalError,), retry_backoff=True)
+def refresh_views_task() -> None:
+    """Refresh every gold materialised view (concurrently)."""
+    client = _redis()
+    if client is not None:
+        client.delete(_FLAG)
+    _local_flag.clear()
+    with session_scope() as session:
+        refresh_views(session)
+
+
+@app.task(
+    name="tasks.gold.update_tracks",
+    autoretry_for=(OperationalError, IntegrityError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def update_tracks(silver_ids: list[str]) -> int:
+    """Upsert gold rows of these tracks and of their artists."""
+    with session_scope() as session:
+        n = upsert_track_analytics(session, silver_ids)
+        upsert_artist_analytics(session, artists_of_tracks(session, silver_ids))
+    schedule_refresh()
+    return n
+
+
+@app.task(
+    name="tasks.gold.merge_playlist",
+    autoretry_for=(OperationalError, IntegrityError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def merge_playlist_task(bronze_playlist_id: str) -> str | None:
+    """Build the silver playlist once all its tracks are merged; then its gold rows."""
+    from sqlalchemy import text
+
+    with session_scope() as session:
+        playlist_id = merge_playlist(session, bronze_playlist_id)
+        if playlist_id is None:
+            return None
+        upsert_playlist_analytics(session, [playlist_id])
+        track_ids = [
+            str(r[0])
+            for r in session.execute(
+                text("SELECT track_id FROM silver_playlist_tracks WHERE playlist_id = :p"),
+                {"p": playlist_id},
+            )
+        ]
+        upsert_track_analytics(session, track_ids)  # appearances changed
+        upsert_artist_analytics(session, artists_of_tracks(session, track_ids))
+    schedule_refresh()
+    return playlist_id

@@ -1,0 +1,40 @@
+"""Merge tasks: resolve the waterfall into silver, then hand affected ids to gold."""
+
+from __future__ import annotations
+
+from celery.utils.log import get_task_logger
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from db.engine import session_scope
+from pipeline.merge import merge_job
+from tasks.app import app
+
+__all__ = ["merge_jobs"]
+
+log = get_task_logger(__name__)
+
+
+@app.task(
+    name="tasks.merge.merge_jobs",
+    autoretry_for=(OperationalError, IntegrityError),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
+def merge_jobs(job_ids: list[str]) -> dict[str, int]:
+    """Merge each job (one transaction each; a merged job is skipped on redelivery)."""
+    from tasks.gold import merge_playlist_task, update_tracks
+
+    silver_ids: list[str] = []
+    playlists: set[str] = set()
+    for job_id in job_ids:
+        with session_scope() as session:
+            result = merge_job(session, job_id)
+        if result.silver_track_id and not result.already_merged:
+            silver_ids.append(result.silver_track_id)
+        playlists.update(result.bronze_playlist_ids)
+    if silver_ids:
+        update_tracks.delay(silver_ids)
+    for bronze_playlist_id in sorted(playlists):
+        merge_playlist_task.delay(bronze_playlist_id)
+    return {"merged": len(silver_ids), "playlists": len(playlists)}
