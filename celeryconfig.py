@@ -33,7 +33,8 @@ enable_utc = True
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
+task_acks_on_failure = True
+task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 task_time_limit = int(os.environ.get("SONGNODES_TASK_TIME_LIMIT", "600"))
 task_soft_time_limit = int(os.environ.get("SONGNODES_TASK_SOFT_TIME_LIMIT", "540"))
