@@ -21,6 +21,7 @@ app.conf.include = [
     "tasks.merge",
     "tasks.gold",
     "tasks.maintenance",
+    "tasks.replay",  # issue #5: replay queue drain + replay jobs
 ]
 
 

@@ -108,7 +108,13 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
         attempts = self.request.retries + 1
         started = time.monotonic()
         try:
-            if isinstance(client, ScraperProvider):
+            if li.replay_mode == "stored":
+                # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
+                from pipeline.replay import stored_lookup
+
+                with session_scope() as session:
+                    result = stored_lookup(session, li)
+            elif isinstance(client, ScraperProvider):
                 with session_scope() as session:
                     result = client.lookup(session, li.query, li.fields)
             else:
