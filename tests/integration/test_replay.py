@@ -298,7 +298,7 @@ def test_waterfall_change_applies_to_the_next_run_without_restart(
     provider_b, rules_b = _winner(engine, run_b, field)
     assert provider_b == other and rules_b["priority"] == 1
     with engine.connect() as conn:
-        snaps = dict(
+        snaps: dict[str, str] = dict(
             conn.execute(
                 text(
                     "SELECT id::text, waterfall_config_snapshot -> :f ->> 'priority_1_provider' "
