@@ -1,0 +1,146 @@
+"""docker-compose.yml is a coherent stack (a YAML/schema check: there is no Docker engine in CI,
+so ``docker compose config`` cannot run here; see docs/operations.md)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "postgres",
+    "redis",
+    "migrate",
+    "sandbox",
+    "worker",
+    "worker-musicbrainz",
+    "beat",
+    "flower",
+}
+LONG_RUNNING = SERVICES - {"migrate"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The parsed compose file (YAML anchors and merge keys resolved)."""
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _argv(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _workers(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """Worker service -> queues it consumes (``-Q``)."""
+    out = {}
+    for name, svc in compose["services"].items():
+        argv = _argv(svc)
+        if argv[:4] == ["celery", "-A", "tasks", "worker"]:
+            assert "-Q" in argv, f"{name} must name its queues explicitly"
+            out[name] = argv[argv.index("-Q") + 1].split(",")
+    return out
+
+
+def test_every_service_exists(compose: dict[str, Any]) -> None:
+    """The stack has exactly the documented services."""
+    assert set(compose["services"]) == SERVICES
+
+
+def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
+    """Every service except the one-shot migrate job declares a healthcheck test."""
+    for name in LONG_RUNNING:
+        check = compose["services"][name].get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+    assert "healthcheck" not in compose["services"]["migrate"]
+    assert compose["services"]["migrate"]["restart"] == "no"
+
+
+def test_healthchecks_use_the_right_probe(compose: dict[str, Any]) -> None:
+    """pg_isready for PostgreSQL, redis-cli ping for Redis, HTTP for Flower and the sandbox."""
+    probe = {n: " ".join(map(str, s["healthcheck"]["test"])) for n, s in compose["services"].items()
+             if "healthcheck" in s}  # fmt: skip
+    assert "pg_isready" in probe["postgres"]
+    assert "redis-cli ping" in probe["redis"]
+    assert "5555/healthcheck" in probe["flower"]
+    assert "8765/_sandbox/stats" in probe["sandbox"]
+    assert "inspect ping" in probe["worker"]
+
+
+def test_dependency_conditions(compose: dict[str, Any]) -> None:
+    """migrate waits for a healthy PostgreSQL; workers and beat wait for the migration."""
+    svc = compose["services"]
+    assert svc["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert _argv(svc["migrate"]) == ["songnodes", "db", "upgrade"]
+    for name in ("worker", "worker-musicbrainz", "beat"):
+        deps = svc[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+    for name in ("worker", "worker-musicbrainz"):
+        assert svc[name]["depends_on"]["sandbox"]["condition"] == "service_healthy"
+
+
+def test_every_declared_queue_is_consumed(compose: dict[str, Any]) -> None:
+    """Each queue in celeryconfig.task_queues is consumed by some worker; no unknown queue."""
+    import celeryconfig
+
+    declared = {q.name for q in celeryconfig.task_queues}
+    consumed = {q for queues in _workers(compose).values() for q in queues}
+    assert declared - consumed == set(), "queues nobody consumes"
+    assert consumed - declared == set(), "workers consume undeclared queues"
+    assert _workers(compose)["worker-musicbrainz"] == ["provider.musicbrainz"]
+
+
+def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
+    """App containers get DATABASE_URL, broker, REDIS_URL and every provider's sandbox URL."""
+    from providers.registry import configure_for_sandbox
+
+    expected = configure_for_sandbox("http://sandbox:8765")
+    for name in ("migrate", "sandbox", "worker", "worker-musicbrainz", "beat", "flower"):
+        env = _env(compose["services"][name])
+        assert (
+            env["DATABASE_URL"].startswith("postgresql://")
+            and "@postgres:5432/" in env["DATABASE_URL"]
+        ), name
+        assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["REDIS_URL"] == "redis://redis:6379/1", name
+        assert {k: env.get(k) for k in expected} == expected, name
+
+
+def test_flower_requires_auth_from_the_environment(compose: dict[str, Any]) -> None:
+    """Flower listens on all interfaces, so its credentials are a required variable."""
+    flower = compose["services"]["flower"]
+    env = _env(flower)
+    assert _argv(flower) == ["celery", "-A", "tasks", "flower"]
+    assert env["FLOWER_ADDRESS"] == "0.0.0.0" and env["FLOWER_PORT"] == "5555"
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:\?.+\}", env["FLOWER_BASIC_AUTH"])
+    assert any(str(p).endswith("5555:5555") for p in flower["ports"])
+
+
+def test_sandbox_command_and_dockerfile(compose: dict[str, Any]) -> None:
+    """The sandbox serves on 0.0.0.0:8765 and the image is python:3.11-slim + pip install ."""
+    assert _argv(compose["services"]["sandbox"]) == [
+        "songnodes", "sandbox", "--port", "8765", "--host", "0.0.0.0",
+    ]  # fmt: skip
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text("utf-8")
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r"^RUN pip install \.", dockerfile, re.M)
+    for path in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M):
+        for item in path.split():
+            assert (ROOT / item).exists(), f"Dockerfile copies missing {item}"
+    assert compose["services"]["worker"]["build"]["dockerfile"] == "docker/Dockerfile"
