@@ -280,3 +280,7 @@ def register(app: typer.Typer) -> None:
     app.command()(providers)
     app.command()(quarantine)
     app.command()(demo)
+    # issue #5: replay / trace / report live in their own module.
+    from pipeline.cli.replay_cmds import register as register_replay
+
+    register_replay(app)
