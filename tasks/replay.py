@@ -31,7 +31,7 @@ __all__ = ["drain_replay_queue", "live_lookup", "replay_jobs"]
 
 log = get_task_logger(__name__)
 
-JOB_CHUNK = 100
+JOB_CHUNK = 20  # small chunks spread one replay over every worker slot
 MAX_ROWS_PER_DRAIN = 50
 
 
