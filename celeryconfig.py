@@ -44,9 +44,12 @@ task_send_sent_event = True
 broker_connection_retry_on_startup = True
 # With acks_late on Redis, an unacknowledged message is redelivered after the visibility timeout.
 # It must exceed the longest task; the chaos tests shorten it to see redelivery quickly.
-broker_transport_options = {
+broker_transport_options: dict[str, object] = {
     "visibility_timeout": int(os.environ.get("SONGNODES_VISIBILITY_TIMEOUT", "3600")),
 }
+# Several deployments (or test sessions) can share one Redis without seeing each other's queues.
+if os.environ.get("SONGNODES_BROKER_KEYPREFIX"):
+    broker_transport_options["global_keyprefix"] = os.environ["SONGNODES_BROKER_KEYPREFIX"]
 
 PROVIDER_QUEUES = (
     "beatport",

@@ -22,8 +22,11 @@ import redis as redis_lib
 from sqlalchemy import Engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
+# Each test session gets its own broker key prefix and its own Redis database for limiter and
+# breaker state, so parallel sessions on one Redis never consume each other's messages.
+SESSION_PREFIX = f"sn-it-{uuid.uuid4().hex[:8]}:"
 BROKER_DB = 11
-STATE_DB = 12
+STATE_DB = 1 + uuid.uuid4().int % 10
 
 
 class WorkerProcess:
@@ -110,14 +113,14 @@ def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str
 
     base = redis_url.rsplit("/", 1)[0]
     broker, state = f"{base}/{BROKER_DB}", f"{base}/{STATE_DB}"
-    for url in (broker, state):
-        redis_lib.Redis.from_url(url).flushdb()
+    redis_lib.Redis.from_url(state).flushdb()  # limiter/breaker state of this session only
     env = (
         dict(os.environ)
         | sandbox.env
         | {
             "DATABASE_URL": db_url,
             "CELERY_BROKER_URL": broker,
+            "SONGNODES_BROKER_KEYPREFIX": SESSION_PREFIX,
             "REDIS_URL": state,
             "SONGNODES_VISIBILITY_TIMEOUT": "8",
             "SONGNODES_REFRESH_DEBOUNCE_S": "1",
@@ -129,7 +132,11 @@ def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str
         env[f"SONGNODES_{name.upper()}_RATE_LIMIT_PER_SECOND"] = "1000"
     old_broker = app.conf.broker_url
     app.conf.broker_url = broker
-    app.conf.broker_transport_options = {"visibility_timeout": 8}
+    old_options = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {
+        "visibility_timeout": 8,
+        "global_keyprefix": SESSION_PREFIX,
+    }
     saved = {k: os.environ.get(k) for k in ("REDIS_URL", "DATABASE_URL")}
     os.environ["REDIS_URL"] = state
     os.environ["DATABASE_URL"] = db_url
@@ -137,6 +144,7 @@ def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str
         yield env
     finally:
         app.conf.broker_url = old_broker
+        app.conf.broker_transport_options = old_options
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
