@@ -215,3 +215,22 @@ def catalogue_rows(count: int, offset: int, clean: bool = True) -> list[dict[str
         seen.add(key)
         picked.append(row)
     return picked[offset : offset + count]
+
+
+def restore_provider(engine: Engine, sandbox: Any, provider: str) -> None:
+    """Undo a provider outage: sandbox answering, breaker closed, registry healthy again.
+
+    The breaker lives in this session's Redis state database (``REDIS_URL`` of the test process
+    points at it), so later tests see a healthy provider and plan it again.
+    """
+    from providers.breaker import CircuitBreaker, default_store
+
+    sandbox.configure(provider, down=False)
+    CircuitBreaker(provider, store=default_store(os.environ["REDIS_URL"])).reset()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE enrichment_providers SET health_status = 'healthy' WHERE provider_name = :p"
+            ),
+            {"p": provider},
+        )

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.integration.conftest import catalogue_rows, run_and_wait, wait_for
+from tests.integration.conftest import (
+    catalogue_rows,
+    restore_provider,
+    run_and_wait,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -157,7 +162,7 @@ def test_provider_down_next_priority_wins(worker: Any, engine: Engine, sandbox: 
     try:
         run_and_wait(engine, [_setlist(rows, tag)], tag)
     finally:
-        sandbox.configure("beatport", down=False)
+        restore_provider(engine, sandbox, "beatport")
     silver = _silver_for(engine, tag)
     assert [s.key for s in silver] == [r["key"] for r in rows]
     with engine.connect() as conn:
