@@ -61,10 +61,20 @@ class Next:
         return bool(self.lookups or self.merges)
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def to_jsonb(value: Any) -> str:
     """JSON text PostgreSQL's JSONB accepts. JSONB refuses U+0000, so a NUL inside a provider's
-    body is stored as the visible text ``\\u0000`` instead of failing the whole write."""
-    return json.dumps(value, ensure_ascii=False, default=str).replace("\\u0000", "\\\\u0000")
+    body is stored as the visible six characters ``\\u0000`` instead of failing the write."""
+    return json.dumps(_without_nul(value), ensure_ascii=False, default=str)
 
 
 def is_unidentified(artist: str | None, title: str | None) -> bool:

@@ -61,6 +61,16 @@ def _clean(value: str) -> str:
     return clean_text(_no_nul(value))
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 Text = Annotated[StrictStr, AfterValidator(_clean)]
 OptText = Annotated[StrictStr | None, AfterValidator(lambda v: None if v is None else _clean(v))]
 
@@ -107,9 +117,8 @@ class Envelope(BaseModel):
     @field_validator("raw_json")
     @classmethod
     def _raw_json_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        text = json.dumps(value, ensure_ascii=False)
-        if "\\u0000" in text:
-            raise ValueError("contains a NUL character (\\u0000), which PostgreSQL JSONB refuses")
+        if _has_nul(value):
+            raise ValueError("contains a NUL character (U+0000), which PostgreSQL JSONB refuses")
         return value
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pipeline.enrich import to_jsonb
 from pipeline.envelope import Envelope, EnvelopeError, parse_envelope
 
 __all__ = ["IngestResult", "RawMessage", "decode_message", "encode_line", "ingest_messages"]
@@ -94,7 +95,7 @@ def _quarantine(
             "kind": _safe_hint(hint, "kind"),
             "source": _safe_hint(hint, "source"),
             "reason": exc.reason[:2000],
-            "detail": json.dumps(exc.detail, default=str).replace("\\u0000", "\\\\u0000"),
+            "detail": to_jsonb(exc.detail),
             "raw": raw,
             "n": len(raw),
             "sha": hashlib.sha256(raw).hexdigest(),
