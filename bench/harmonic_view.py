@@ -53,7 +53,10 @@ def _refresh_seconds(conn: psycopg.Connection[object], n: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--short", action="store_true", help="CI: 10k tracks")
     args = parser.parse_args(argv)
+    if args.short:
+        args.tracks = min(args.tracks, 10_000)
     with bench_database() as url, psycopg.connect(libpq(url)) as conn:
         try:
             small = _refresh_seconds(conn, max(args.tracks // 10, 1))

@@ -97,7 +97,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="L, requests per second")
     parser.add_argument("--overhead-samples", type=int, default=300)
     parser.add_argument("--tolerance-ms", type=float, default=50.0)
+    parser.add_argument("--short", action="store_true", help="CI: 5 s, 100 overhead samples")
     args = parser.parse_args()
+    if args.short:
+        args.seconds = min(args.seconds, 5.0)
+        args.overhead_samples = min(args.overhead_samples, 100)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     rate: float = args.rate
 

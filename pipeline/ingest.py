@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db.bronze import append_bronze_tracks
 from pipeline.enrich import to_jsonb
 from pipeline.envelope import Envelope, EnvelopeError, parse_envelope
 
@@ -236,12 +237,68 @@ def _ingest_artist(session: Session, env: Envelope, result: IngestResult) -> Non
 _HANDLERS = {"track": _ingest_track, "playlist": _ingest_playlist, "artist": _ingest_artist}
 
 
+def _track_row(env: Envelope) -> dict[str, Any]:
+    return {
+        "source": env.source,
+        "source_url": env.source_url,
+        "source_track_id": env.source_track_id,
+        "scraper_version": env.scraper_version,
+        "raw_json": env.raw_json,
+        "artist_name": env.artist_name,
+        "track_title": env.track_title,
+        "scraped_at": env.scraped_at,
+    }
+
+
+def _append_tracks(
+    session: Session,
+    pending: list[tuple[bytes, dict[str, Any] | None, Envelope]],
+    result: IngestResult,
+    via: str,
+) -> None:
+    """Plain tracks go through the bulk path (COPY to staging, one INSERT); if the database
+    refuses the batch, each row is retried alone so only the offending one is quarantined."""
+    if not pending:
+        return
+    try:
+        with session.begin_nested():
+            ids = append_bronze_tracks(session, [_track_row(env) for _, _, env in pending])
+    except Exception:
+        for raw, hint, env in pending:
+            _one(session, raw, hint, env, result, via)
+        return
+    result.track_ids += [i for i in ids if i is not None]
+    result.duplicates += sum(1 for i in ids if i is None)
+
+
+def _one(
+    session: Session,
+    raw: bytes,
+    hint: dict[str, Any] | None,
+    env: Envelope,
+    result: IngestResult,
+    via: str,
+) -> None:
+    local = IngestResult()  # merged only if the savepoint commits
+    try:
+        with session.begin_nested():
+            _HANDLERS[env.kind](session, env, local)
+    except Exception as exc:  # a database refusal of one message must not lose the batch
+        reason = f"database rejected the envelope: {type(exc).__name__}: {exc}"[:2000]
+        _quarantine(session, raw, EnvelopeError(reason), via, hint)
+        result.quarantined += 1
+        result.reasons.append(reason)
+        return
+    result.merge(local)
+
+
 def ingest_messages(
     session: Session, messages: Iterable[RawMessage], *, via: str = "task"
 ) -> IngestResult:
-    """Validate and append a batch. Each message is isolated in a savepoint: one bad row (or a
-    database-level rejection such as a CHECK) quarantines that message and the batch goes on."""
+    """Validate and append a batch. Invalid envelopes are quarantined and the batch goes on;
+    each playlist/artist is isolated in a savepoint, tracks are bulk-appended."""
     result = IngestResult()
+    tracks: list[tuple[bytes, dict[str, Any] | None, Envelope]] = []
     for message in messages:
         raw, payload = decode_message(message)
         hint = payload if isinstance(payload, dict) else None
@@ -252,17 +309,11 @@ def ingest_messages(
             result.quarantined += 1
             result.reasons.append(exc.reason)
             continue
-        local = IngestResult()  # merged only if the savepoint commits
-        try:
-            with session.begin_nested():
-                _HANDLERS[env.kind](session, env, local)
-        except Exception as exc:  # a database refusal of one message must not lose the batch
-            reason = f"database rejected the envelope: {type(exc).__name__}: {exc}"[:2000]
-            _quarantine(session, raw, EnvelopeError(reason), via, hint)
-            result.quarantined += 1
-            result.reasons.append(reason)
-            continue
-        result.merge(local)
+        if env.kind == "track":
+            tracks.append((raw, hint, env))
+        else:
+            _one(session, raw, hint, env, result, via)
+    _append_tracks(session, tracks, result, via)
     return result
 
 
