@@ -212,7 +212,7 @@ def reap_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> list[str]
         session.execute(
             text("""
             UPDATE enrichment_pipeline_runs
-            SET critical_errors = coalesce(critical_errors, '{}') || 'reaped: stuck in running'
+            SET critical_errors = array_append(critical_errors, 'reaped: stuck in running')
             WHERE id = :r"""),
             {"r": run_id},
         )
