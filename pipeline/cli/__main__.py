@@ -1,0 +1,5 @@
+"""``python -m pipeline.cli`` = ``songnodes``."""
+
+from pipeline.cli import main
+
+main()
