@@ -8,8 +8,8 @@ concurrently, so readers are never blocked, but not once per track.
 from __future__ import annotations
 
 import os
-from typing import Any
 import threading
+from typing import Any
 
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import IntegrityError, OperationalError
