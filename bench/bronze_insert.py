@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                 for start in range(0, len(rows), args.batch):
                     ids = append_bronze_tracks(conn, rows[start : start + args.batch])
                     inserted += sum(1 for i in ids if i is not None)
-            conn.execute(
-                "CREATE TABLE bench_copy (LIKE bronze_scraped_tracks INCLUDING ALL)"
-            )
+            conn.execute("CREATE TABLE bench_copy (LIKE bronze_scraped_tracks INCLUDING ALL)")
             copy_sql = f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN"
             with Timer() as base, conn.cursor() as cur, cur.copy(copy_sql) as copy:
                 copy.set_types(["text", "text", "text", "text", "jsonb", "text", "text", "int4"])

@@ -62,6 +62,17 @@ def load_plan(
 
 def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
     """Close a run once none of its jobs is still open; totals come from its lookups and jobs."""
+    # Cheap check first (partial index on open jobs): this runs after every merge, and counting
+    # all of a 10k-job run's rows each time would make a run quadratic.
+    still_open = session.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM enrichment_jobs WHERE run_id = :run "
+            "AND status IN ('enriching', 'merging'))"
+        ),
+        {"run": str(run_id)},
+    ).scalar_one()
+    if still_open:
+        return False
     row = session.execute(
         text(
             """

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pipeline.matching import Candidate, TrackQuery, best_match
-
 from providers.errors import CapabilityUnavailable, NotFound
 
 __all__ = [

@@ -56,6 +56,11 @@ class EnrichmentJob(Base):
             postgresql_where=text("status IN ('enriching', 'merging')"),
         ),
         Index("ix_enrichment_jobs_bronze_track_id", "bronze_track_id"),
+        Index(
+            "ix_enrichment_jobs_run_open",
+            "run_id",
+            postgresql_where=text("status IN ('enriching', 'merging')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS enrichment_jobs (
 CREATE INDEX IF NOT EXISTS ix_enrichment_jobs_open
     ON enrichment_jobs (status, updated_at) WHERE status IN ('enriching', 'merging');
 CREATE INDEX IF NOT EXISTS ix_enrichment_jobs_bronze_track_id ON enrichment_jobs (bronze_track_id);
+-- "Is this run finished?" is asked after every merge: answer it from open jobs only.
+CREATE INDEX IF NOT EXISTS ix_enrichment_jobs_run_open
+    ON enrichment_jobs (run_id) WHERE status IN ('enriching', 'merging');
 
 CREATE TABLE IF NOT EXISTS enrichment_lookups (
     job_id     UUID          NOT NULL,
