@@ -162,13 +162,18 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
                    t.transformation_rules, t.created_at, r.run_type, r.triggered_by,
                    r.started_at, r.waterfall_config_snapshot
             FROM enrichment_transformations t JOIN enrichment_pipeline_runs r ON r.id = t.run_id
+            LEFT JOIN field_provenance fp
+              ON fp.silver_track_id = t.silver_id AND fp.metadata_field = t.metadata_field
             WHERE t.silver_id = :id AND t.metadata_field = :f AND t.transformation_type = 'merge'
-            ORDER BY t.created_at, t.id
+            -- The provenance chain is appended in merge order; timestamps can tie (one
+            -- transaction) so they only break ties for merges the chain does not list.
+            ORDER BY array_position(fp.transformation_chain, t.id) NULLS LAST, t.created_at, t.id
             """
         ),
         {"id": silver_id, "f": fld},
     ).all()
-    previous: Any = object()
+    first = True
+    previous: Any = None
     for m in merges:
         slots = _slots(m.waterfall_config_snapshot, fld)
         decision = Decision(
@@ -182,9 +187,9 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
             confidence=_f(m.provider_confidence),
             rules=dict(m.transformation_rules or {}),
             decided_at=m.created_at,
-            changed=previous is not m.output_value and previous != m.output_value,
+            changed=not first and previous != m.output_value,
         )
-        previous = m.output_value
+        first, previous = False, m.output_value
         for a in session.execute(
             text(
                 """
