@@ -216,3 +216,79 @@ def test_throttling_provider_is_retried_to_completion(
     assert throttled > 0, "the sandbox never throttled: the test proves nothing"
     assert status.get("found") == 8 and "failed" not in status
     assert len(_silver_for(engine, tag)) == 8
+
+
+def test_parallel_mode_cost_and_cross_source_dedup(worker: Any, engine: Engine) -> None:
+    """genre in parallel mode asks Last.fm in round one; priced calls add up on the run; the same
+    track scraped by two sources becomes one silver row listing both bronze rows."""
+    row = catalogue_rows(1, offset=70)[0]
+    tag = f"it:{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE metadata_enrichment_config SET waterfall_mode = 'parallel' "
+                "WHERE metadata_field = 'genre'"
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE enrichment_providers SET cost_per_call_usd = 0.002 "
+                "WHERE provider_name = 'lastfm'"
+            )
+        )
+    envelopes = [
+        {
+            "kind": "track",
+            "source": source,
+            "source_url": f"https://example.test/{source}",
+            "scraper_version": "it-1",
+            "artist_name": row["artist"],
+            "track_title": row["title"],
+            "raw_json": {"source": source},
+        }
+        for source in ("it-source-a", "it-source-b")
+    ]
+    try:
+        run_and_wait(engine, envelopes, tag)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE metadata_enrichment_config SET waterfall_mode = "
+                    "'sequential' WHERE metadata_field = 'genre'"
+                )
+            )
+            conn.execute(
+                text(
+                    "UPDATE enrichment_providers SET cost_per_call_usd = 0 "
+                    "WHERE provider_name = 'lastfm'"
+                )
+            )
+    with engine.connect() as conn:
+        lastfm = conn.execute(
+            text("""
+            SELECT l.round, l.api_calls, l.cost_usd FROM enrichment_lookups l
+            JOIN enrichment_jobs j ON j.id = l.job_id
+            JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+            WHERE r.triggered_by = :t AND l.provider = 'lastfm'"""),
+            {"t": tag},
+        ).all()
+        run = conn.execute(
+            text(
+                "SELECT total_api_calls, total_api_cost_usd, waterfall_config_snapshot "
+                "FROM enrichment_pipeline_runs WHERE triggered_by = :t"
+            ),
+            {"t": tag},
+        ).one()
+        silver = conn.execute(
+            text(
+                "SELECT bronze_id, additional_bronze_ids FROM silver_enriched_tracks "
+                "WHERE isrc = :i"
+            ),
+            {"i": row["isrc"]},
+        ).all()
+    assert [r.round for r in lastfm] == [1, 1]
+    calls = sum(r.api_calls for r in lastfm)
+    assert calls >= 2 and float(run.total_api_cost_usd) == round(0.002 * calls, 4)
+    assert run.waterfall_config_snapshot["genre"]["waterfall_mode"] == "parallel"
+    assert len(silver) == 1 and len(silver[0].additional_bronze_ids) == 1
