@@ -189,6 +189,24 @@ def _with_learned_ids(query: TrackQuery, outcomes: Sequence[Outcome]) -> TrackQu
     return TrackQuery(query.artist, query.title, isrc, query.duration_ms, ids)
 
 
+_COSTS: dict[str, dict[str, Decimal]] = {}
+
+
+def _run_costs(session: Session, run_id: str) -> dict[str, Decimal]:
+    """Price per call of each provider as the run's snapshot recorded it (cached: immutable)."""
+    costs = _COSTS.get(run_id)
+    if costs is None:
+        if len(_COSTS) > 512:
+            _COSTS.clear()
+        _, providers = run_snapshot(session, run_id)
+        costs = {
+            name: Decimal(str((row or {}).get("cost_per_call_usd") or 0))
+            for name, row in providers.items()
+        }
+        _COSTS[run_id] = costs
+    return costs
+
+
 def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | None:
     """The pending lookup's inputs, or None when it is already done (redelivered message)."""
     row = session.execute(
@@ -206,8 +224,7 @@ def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | 
     ).first()
     if row is None or row.status != "pending":
         return None
-    _, providers = run_snapshot(session, row.run_id)
-    cost = Decimal(str((providers.get(provider) or {}).get("cost_per_call_usd") or 0))
+    cost = _run_costs(session, str(row.run_id)).get(provider, Decimal(0))
     return LookupInput(
         job_id=job_id,
         run_id=str(row.run_id),

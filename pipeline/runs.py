@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -50,14 +51,27 @@ def _plan_cached(waterfall_json: str, providers_json: str) -> Plan:
     return plan_from_snapshot(list(json.loads(waterfall_json).values()), json.loads(providers_json))
 
 
+#: Plans by run. A run's snapshot is written when it starts (a replay adopts its historical
+#: snapshot before creating any job) and never changes after, so the plan can be kept per run.
+_PLANS: OrderedDict[str, Plan] = OrderedDict()
+_PLANS_MAX = 512
+
+
 def load_plan(
     session: Session, run_id: UUID | str, config_run_id: UUID | str | None = None
 ) -> Plan:
     """The waterfall plan of a run (or of ``config_run_id``'s snapshot, for time-travel replay)."""
-    waterfall, providers = run_snapshot(session, config_run_id or run_id)
-    return _plan_cached(
-        json.dumps(waterfall, sort_keys=True), json.dumps(providers, sort_keys=True)
-    )
+    key = str(config_run_id or run_id)
+    plan = _PLANS.get(key)
+    if plan is None:
+        waterfall, providers = run_snapshot(session, key)
+        plan = _plan_cached(
+            json.dumps(waterfall, sort_keys=True), json.dumps(providers, sort_keys=True)
+        )
+        _PLANS[key] = plan
+        while len(_PLANS) > _PLANS_MAX:
+            _PLANS.popitem(last=False)
+    return plan
 
 
 def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
