@@ -172,6 +172,20 @@ def sweep_stalled(session: Session, older_than_s: int = 600) -> tuple[Next, list
         params,
     ):
         nxt.merges.append(str(job_id))
+    # Runs whose jobs are all done but which were never closed (belt and braces for the
+    # close-run step): close them now.
+    from pipeline.runs import finish_run_if_done
+
+    unclosed = session.execute(
+        text("""
+            SELECT r.id FROM enrichment_pipeline_runs r
+            WHERE r.run_status = 'running' AND r.started_at < now() - make_interval(secs => :s)
+              AND NOT EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.run_id = r.id
+                              AND j.status IN ('enriching', 'merging'))"""),
+        params,
+    ).all()
+    for (run_id,) in unclosed:
+        finish_run_if_done(session, run_id)
     orphans = [
         str(r[0])
         for r in session.execute(

@@ -76,6 +76,15 @@ def load_plan(
 
 def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
     """Close a run once none of its jobs is still open; totals come from its lookups and jobs."""
+    # Lock the run row BEFORE looking at its jobs. Two merges finishing together would otherwise
+    # each see the other's job as still open (not yet committed) and neither would close the
+    # run. With the lock, the second one's check runs after the first commits and sees it.
+    status = session.execute(
+        text("SELECT run_status FROM enrichment_pipeline_runs WHERE id = :run FOR UPDATE"),
+        {"run": str(run_id)},
+    ).scalar_one_or_none()
+    if status != "running":
+        return False
     # Cheap check first (partial index on open jobs): this runs after every merge, and counting
     # all of a 10k-job run's rows each time would make a run quadratic.
     still_open = session.execute(
@@ -101,12 +110,6 @@ def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
         {"run": str(run_id)},
     ).one()
     if row.open:
-        return False
-    status = session.execute(
-        text("SELECT run_status FROM enrichment_pipeline_runs WHERE id = :run FOR UPDATE"),
-        {"run": str(run_id)},
-    ).scalar_one_or_none()
-    if status != "running":
         return False
     session.execute(
         text(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -19,7 +21,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import text
 
 from db.engine import session_scope
-from pipeline.enrich import Next, lookup_input, record_failure, record_result
+from pipeline.enrich import LookupInput, Next, lookup_input, record_failure, record_result
 from pipeline.scraper_providers import SCRAPER_PROVIDERS, ScraperProvider
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
 from tasks.app import app
@@ -91,87 +93,114 @@ def _countdown(exc: ProviderError, retries: int) -> float:
     return min(300.0, 2.0**retries) * random.uniform(0.5, 1.5)
 
 
+@dataclass
+class _Outcome:
+    """One job's answer, kept in memory until the batch is recorded in one transaction."""
+
+    li: LookupInput
+    result: Any = None
+    latency_ms: int = 0
+    error: str | None = None
+    status: str = "failed"
+    responses: Sequence[Any] = ()
+
+
+def _call(client: Any, li: LookupInput) -> Any:
+    if li.replay_mode == "stored":
+        # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
+        from pipeline.replay import stored_lookup
+
+        with session_scope() as session:
+            return stored_lookup(session, li)
+    if isinstance(client, ScraperProvider):
+        with session_scope() as session:
+            return client.lookup(session, li.query, li.fields)
+    return client.lookup(li.query, li.fields)
+
+
+def _record(outcomes: list[_Outcome], attempts: int) -> Next:
+    """Record a batch in ONE transaction (one commit, one WAL flush, instead of one per job);
+    each job sits in its own savepoint so one bad row cannot lose the others."""
+    nxt = Next()
+    with session_scope() as session:
+        for o in outcomes:
+            try:
+                with session.begin_nested():
+                    if o.error is None:
+                        nxt.extend(
+                            record_result(
+                                session, o.li, o.result, attempts=attempts, latency_ms=o.latency_ms
+                            )
+                        )
+                    else:
+                        nxt.extend(
+                            record_failure(
+                                session,
+                                o.li,
+                                o.error,
+                                status=o.status,
+                                responses=o.responses,
+                                attempts=attempts,
+                            )
+                        )
+            except Exception as exc:  # record the failure itself, so the record moves on
+                log.exception("recording %s for job %s failed", o.li.provider, o.li.job_id)
+                with session.begin_nested():
+                    nxt.extend(
+                        record_failure(
+                            session,
+                            o.li,
+                            f"internal error while recording: {type(exc).__name__}: {exc}",
+                            attempts=attempts,
+                        )
+                    )
+    return nxt
+
+
 @app.task(bind=True, name="tasks.enrich.lookup", max_retries=MAX_LOOKUP_RETRIES)
 def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
     """Ask ``provider`` about each job; record answers; plan next rounds or merges."""
-    nxt = Next()
     client = provider_instance(provider)
-    remaining = list(job_ids)
-    done = 0
-    while remaining:
-        job_id = remaining[0]
-        with session_scope() as session:
-            li = lookup_input(session, job_id, provider)
-        if li is None:  # already answered: a redelivered message
-            remaining.pop(0)
-            continue
-        attempts = self.request.retries + 1
+    with session_scope() as session:
+        # A job whose lookup is already answered (a redelivered message) yields None.
+        inputs = [li for j in job_ids if (li := lookup_input(session, j, provider)) is not None]
+    attempts = self.request.retries + 1
+    outcomes: list[_Outcome] = []
+    retry: tuple[ProviderError, list[str]] | None = None
+    for index, li in enumerate(inputs):
         started = time.monotonic()
         try:
-            if li.replay_mode == "stored":
-                # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
-                from pipeline.replay import stored_lookup
-
-                with session_scope() as session:
-                    result = stored_lookup(session, li)
-            elif isinstance(client, ScraperProvider):
-                with session_scope() as session:
-                    result = client.lookup(session, li.query, li.fields)
-            else:
-                result = client.lookup(li.query, li.fields)
+            result = _call(client, li)
         except (RateLimited, TransientError) as exc:
             if self.request.retries < MAX_LOOKUP_RETRIES:
-                dispatch(nxt)
-                raise self.retry(
-                    args=(provider, remaining),
-                    countdown=_countdown(exc, self.request.retries),
-                    exc=exc,
-                ) from exc
-            reason = f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}"
-            with session_scope() as session:
-                nxt.extend(
-                    record_failure(session, li, reason, responses=exc.responses, attempts=attempts)
+                retry = (exc, [x.job_id for x in inputs[index:]])
+                break
+            outcomes.append(
+                _Outcome(
+                    li,
+                    error=f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}",
+                    responses=exc.responses,
                 )
+            )
         except CircuitOpen as exc:
-            with session_scope() as session:
-                nxt.extend(
-                    record_failure(
-                        session,
-                        li,
-                        f"skipped: circuit open ({exc})",
-                        status="skipped",
-                        attempts=attempts,
-                    )
-                )
+            outcomes.append(_Outcome(li, error=f"skipped: circuit open ({exc})", status="skipped"))
         except ProviderError as exc:  # auth, malformed response, unexpected 4xx: not retryable
-            with session_scope() as session:
-                nxt.extend(
-                    record_failure(
-                        session,
-                        li,
-                        f"{type(exc).__name__}: {exc}",
-                        responses=exc.responses,
-                        attempts=attempts,
-                    )
-                )
+            outcomes.append(
+                _Outcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
+            )
         except Exception as exc:  # a bug in one provider must not stall the record
-            log.exception("provider %s crashed on job %s", provider, job_id)
-            with session_scope() as session:
-                nxt.extend(
-                    record_failure(
-                        session,
-                        li,
-                        f"internal error: {type(exc).__name__}: {exc}",
-                        attempts=attempts,
-                    )
-                )
+            log.exception("provider %s crashed on job %s", provider, li.job_id)
+            outcomes.append(_Outcome(li, error=f"internal error: {type(exc).__name__}: {exc}"))
         else:
-            latency = int((time.monotonic() - started) * 1000)
-            with session_scope() as session:
-                nxt.extend(
-                    record_result(session, li, result, attempts=attempts, latency_ms=latency)
-                )
-            done += 1
-        remaining.pop(0)
-    dispatch(nxt)
-    return {"looked_up": done}
+            outcomes.append(
+                _Outcome(li, result=result, latency_ms=int((time.monotonic() - started) * 1000))
+            )
+    dispatch(_record(outcomes, attempts))
+    if retry is not None:
+        error, remaining = retry
+        raise self.retry(
+            args=(provider, remaining),
+            countdown=_countdown(error, self.request.retries),
+            exc=error,
+        ) from error
+    return {"looked_up": sum(1 for o in outcomes if o.error is None)}

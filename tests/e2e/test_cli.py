@@ -6,13 +6,31 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def e2e_db(postgres_available: None) -> Iterator[tuple[str, Engine]]:
+    """A database of its own: the demo writes real chart tracks that would otherwise merge with
+    other tests' catalogue tracks in the shared run database."""
+    from db.migrate import upgrade
+    from tests.conftest import create_test_database, drop_test_database
+
+    url = create_test_database("sn_e2e")
+    engine = create_engine(url)
+    try:
+        upgrade(url)
+        yield url, engine
+    finally:
+        engine.dispose()
+        drop_test_database(url)
 
 
 def _cli(args: list[str], db_url: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -41,7 +59,7 @@ def test_published_schema_matches_the_code() -> None:
     assert published == envelope_json_schema()
 
 
-def test_ingest_file_with_bad_lines(db_url: str, engine: Engine, tmp_path: Path) -> None:
+def test_ingest_file_with_bad_lines(e2e_db: tuple[str, Engine], tmp_path: Path) -> None:
     """`songnodes ingest --wait`: good lines reach silver, bad lines are quarantined, exit 0."""
     good = {
         "kind": "track",
@@ -61,6 +79,7 @@ def test_ingest_file_with_bad_lines(db_url: str, engine: Engine, tmp_path: Path)
     ]
     path = tmp_path / "backfill.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
+    db_url, engine = e2e_db
     result = _cli(["ingest", str(path), "--wait", "--timeout", "120"], db_url)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "quarantined: 3" in result.stderr
@@ -74,8 +93,9 @@ def test_ingest_file_with_bad_lines(db_url: str, engine: Engine, tmp_path: Path)
     assert silver == 1
 
 
-def test_demo_small(db_url: str, engine: Engine) -> None:
+def test_demo_small(e2e_db: tuple[str, Engine]) -> None:
     """`songnodes demo` (one chart track per genre, one setlist) reaches gold and summarises."""
+    db_url, engine = e2e_db
     result = _cli(["demo", "--tracks-per-chart", "1", "--setlists", "1"], db_url)
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in (
