@@ -169,7 +169,7 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
                 "-n",
                 f"bench-{uuid.uuid4().hex[:6]}@%h",
                 "--loglevel",
-                "WARNING",
+                os.environ.get("SONGNODES_BENCH_WORKER_LOGLEVEL", "WARNING"),
             ],
             cwd=ROOT,
             env=env,

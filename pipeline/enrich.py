@@ -243,7 +243,8 @@ def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | 
 def _lock_pending(session: Session, job_id: str, provider: str) -> bool:
     status = session.execute(
         text(
-            "SELECT status FROM enrichment_lookups WHERE job_id = :job AND provider = :p FOR UPDATE"
+            "SELECT status FROM enrichment_lookups WHERE job_id = :job AND provider = :p "
+            "FOR NO KEY UPDATE"
         ),
         {"job": job_id, "p": provider},
     ).scalar_one_or_none()
@@ -451,7 +452,7 @@ def advance(session: Session, job_id: str) -> Next:
     job = session.execute(
         text(
             "SELECT id, run_id, bronze_track_id, status, round, fields FROM enrichment_jobs "
-            "WHERE id = :id FOR UPDATE"
+            "WHERE id = :id FOR NO KEY UPDATE"
         ),
         {"id": job_id},
     ).first()

@@ -18,6 +18,7 @@ __all__ = [
     "compute_data_quality_metrics",
     "reap_stuck_runs",
     "rollup_provider_performance",
+    "stale_gold",
     "sweep_stalled",
     "update_provider_health",
 ]
@@ -148,6 +149,23 @@ def update_provider_health(session: Session, states: dict[str, str]) -> None:
             ),
             {"h": health, "p": provider},
         )
+
+
+def stale_gold(session: Session, older_than_s: int = 600, limit: int = 5000) -> list[str]:
+    """Silver tracks that qualify for gold but whose gold row is missing or older than the
+    silver row (a lost gold message): the sweeper sends them to gold again."""
+    rows = session.execute(
+        text("""
+            SELECT s.id FROM silver_enriched_tracks s
+            LEFT JOIN gold_track_analytics g ON g.silver_track_id = s.id
+            WHERE s.validation_status IN ('valid', 'warning')
+              AND jsonb_array_length(coalesce(s.validation_errors, '[]'::jsonb)) = 0
+              AND s.updated_at < now() - make_interval(secs => :s)
+              AND (g.id IS NULL OR g.last_analyzed_at < s.updated_at)
+            ORDER BY s.updated_at LIMIT :n"""),
+        {"s": older_than_s, "n": limit},
+    )
+    return [str(r[0]) for r in rows]
 
 
 def sweep_stalled(session: Session, older_than_s: int = 600) -> tuple[Next, list[str]]:

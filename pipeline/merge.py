@@ -25,7 +25,7 @@ from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
 from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
-from pipeline.waterfall import Outcome, Winner, pick_winner
+from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
 
 __all__ = ["TRACK_COLUMNS", "MergeResult", "merge_job", "upsert_artist"]
 
@@ -163,7 +163,7 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
             params[col] = ids[col]
     sql = (
         f"SELECT * FROM silver_enriched_tracks WHERE {' OR '.join(conditions)} "
-        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR UPDATE"
+        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE"
     )
     return session.execute(text(sql), params).first()
 
@@ -186,7 +186,7 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
         text("""SELECT j.id, j.run_id, j.bronze_track_id, j.status, j.fields, j.silver_track_id,
                        b.source, b.artist_name, b.track_title, b.raw_json, b.playlist_id
                 FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-                WHERE j.id = :id FOR UPDATE OF j"""),
+                WHERE j.id = :id FOR NO KEY UPDATE OF j"""),
         {"id": job_id},
     ).first()
     if job is None:
@@ -224,15 +224,7 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
     rules: dict[str, dict[str, Any]] = {}
     for name, w in winners.items():
         value = w.outcome.value
-        rule_info: dict[str, Any] = {
-            "reason": w.reason,
-            "fallback": w.fallback,
-            "priority": w.slot.priority if w.slot else None,
-            "threshold": w.slot.min_confidence if w.slot else None,
-            "min_acceptable": plan.rules[name].min_acceptable,
-            "mode": plan.rules[name].mode,
-            "config_run_id": run_id,
-        }
+        rule_info = winner_rules(w, plan.rules[name], run_id)
         if name == "bpm":
             value, note = _reconcile_bpm(w, outcomes)
             if note:
@@ -311,9 +303,12 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
         },
     )
     _write_provenance(session, silver_id, job, values, confidences, winners, outcomes, rules)
-    for position, name in enumerate(
-        split_artists(values["artist_name"]) or [values["artist_name"]]
-    ):
+    artist_names = split_artists(values["artist_name"]) or [values["artist_name"]]
+    # Lock every credited artist in one global order first: two merges crediting "P & Q" and
+    # "Q & P" would otherwise take the per-artist locks in opposite orders and deadlock.
+    for norm in sorted({normalise_name(n) or n.casefold() for n in artist_names}):
+        _lock(session, f"artist:{norm}")
+    for position, name in enumerate(artist_names):
         artist_id = upsert_artist(session, name)
         session.execute(
             text(
@@ -334,6 +329,31 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
     return result
 
 
+def _insert_silver(session: Session, params: dict[str, Any], ikey: str, bronze_id: str) -> str:
+    cols = list(params)
+    row = session.execute(
+        text(
+            f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, {', '.join(cols)}) "
+            f"VALUES (:bronze, :ikey, {', '.join(':' + c for c in cols)}) RETURNING id"
+        ),
+        params | {"ikey": ikey, "bronze": bronze_id},
+    ).one()
+    return str(row[0])
+
+
+def winner_rules(w: Winner, rule: FieldRule, config_run_id: str) -> dict[str, Any]:
+    """What a merge transformation records about why ``w`` won (shown by ``songnodes trace``)."""
+    return {
+        "reason": w.reason,
+        "fallback": w.fallback,
+        "priority": w.slot.priority if w.slot else None,
+        "threshold": w.slot.min_confidence if w.slot else None,
+        "min_acceptable": rule.min_acceptable,
+        "mode": rule.mode,
+        "config_run_id": config_run_id,
+    }
+
+
 def _write_silver(
     session: Session,
     existing: Any,
@@ -345,27 +365,13 @@ def _write_silver(
     warnings: list[dict[str, str]],
 ) -> str:
     if existing is None:
-        cols = [c for c in TRACK_COLUMNS if values.get(c) is not None]
-        params = {c: values[c] for c in cols} | {"ikey": ikey, "bronze": bronze_id}
+        params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
         try:
             with session.begin_nested():
-                row = session.execute(
-                    text(
-                        f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, "
-                        f"{', '.join(cols)}) VALUES (:bronze, :ikey, "
-                        f"{', '.join(':' + c for c in cols)}) RETURNING id"
-                    ),
-                    params,
-                ).one()
-            return str(row[0])
+                return _insert_silver(session, params, ikey, bronze_id)
         except IntegrityError:
             # Another record already owns one of the ids (an ISRC shared by two names): keep the
             # track, drop the conflicting ids, and say so.
-            for col in IDENTITY_IDS:
-                if col in params and col != "isrc":
-                    params.pop(col)
-            params.pop("isrc", None)
-            cols = [c for c in cols if c in params]
             warnings.append(
                 {
                     "field": "identity",
@@ -373,15 +379,8 @@ def _write_silver(
                     "another silver track; stored without them (possible duplicate)",
                 }
             )
-            row = session.execute(
-                text(
-                    f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, "
-                    f"{', '.join(cols)}) VALUES (:bronze, :ikey, "
-                    f"{', '.join(':' + c for c in cols)}) RETURNING id"
-                ),
-                params,
-            ).one()
-            return str(row[0])
+            safe = {c: v for c, v in params.items() if c not in IDENTITY_IDS}
+            return _insert_silver(session, safe, ikey, bronze_id)
     silver_id = str(existing.id)
     current_conf = _existing_confidence(session, silver_id)
     updates: dict[str, Any] = {}

@@ -58,6 +58,7 @@ from pipeline.merge import (
     _write_provenance,
     merge_job,
     silver_ids_for_bronze,
+    winner_rules,
 )
 from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
 from pipeline.waterfall import pick_winner
@@ -300,7 +301,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
             """SELECT j.id, j.run_id, j.bronze_track_id, j.status, j.fields, j.silver_track_id,
                       b.source, b.raw_json
                FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-               WHERE j.id = :id FOR UPDATE OF j"""
+               WHERE j.id = :id FOR NO KEY UPDATE OF j"""
         ),
         {"id": job_id},
     ).first()
@@ -336,16 +337,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
         if rule is None or w is None:
             continue
         value = w.outcome.value
-        info: dict[str, Any] = {
-            "reason": w.reason,
-            "fallback": w.fallback,
-            "priority": w.slot.priority if w.slot else None,
-            "threshold": w.slot.min_confidence if w.slot else None,
-            "min_acceptable": rule.min_acceptable,
-            "mode": rule.mode,
-            "config_run_id": run_id,
-            "partial_replay": True,
-        }
+        info = winner_rules(w, rule, run_id) | {"partial_replay": True}
         if name == "bpm":
             value, note = _reconcile_bpm(w, outcomes)
             if note:

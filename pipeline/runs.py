@@ -79,8 +79,10 @@ def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
     # Lock the run row BEFORE looking at its jobs. Two merges finishing together would otherwise
     # each see the other's job as still open (not yet committed) and neither would close the
     # run. With the lock, the second one's check runs after the first commits and sees it.
+    # NO KEY UPDATE, not UPDATE: every merge already holds a KEY SHARE lock on this row (the
+    # foreign keys of the rows it inserted); FOR UPDATE would conflict with those and deadlock.
     status = session.execute(
-        text("SELECT run_status FROM enrichment_pipeline_runs WHERE id = :run FOR UPDATE"),
+        text("SELECT run_status FROM enrichment_pipeline_runs WHERE id = :run FOR NO KEY UPDATE"),
         {"run": str(run_id)},
     ).scalar_one_or_none()
     if status != "running":

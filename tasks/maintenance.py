@@ -72,11 +72,17 @@ def sweep_stalled(older_than_s: int = SWEEP_AFTER_S) -> dict[str, int]:
         if orphans:
             run_id = start_run(session, "incremental", "sweeper")
             nxt.extend(create_jobs(session, run_id, orphans))
+        gold = maintenance.stale_gold(session, older_than_s)
     dispatch(nxt)
+    if gold:
+        from tasks.gold import update_tracks
+
+        update_tracks.delay(gold)
     counts = {
         "lookups": sum(len(v) for v in nxt.lookups.values()),
         "merges": len(nxt.merges),
         "orphans": len(orphans),
+        "gold": len(gold),
     }
     if any(counts.values()):
         log.warning("sweeper re-enqueued stalled work: %s", counts)

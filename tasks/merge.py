@@ -30,11 +30,14 @@ def merge_jobs(job_ids: list[str]) -> dict[str, int]:
     for job_id in job_ids:
         with session_scope() as session:
             result = merge_job(session, job_id)
-        if result.silver_track_id and not result.already_merged:
+        # Already-merged jobs (a redelivered or retried batch) are sent to gold again too: the
+        # first attempt may have merged them and then failed before it enqueued their gold
+        # upsert, which is idempotent.
+        if result.silver_track_id:
             silver_ids.append(result.silver_track_id)
         playlists.update(result.bronze_playlist_ids)
     if silver_ids:
-        update_tracks.delay(silver_ids)
+        update_tracks.delay(sorted(set(silver_ids)))
     for bronze_playlist_id in sorted(playlists):
         merge_playlist_task.delay(bronze_playlist_id)
     return {"merged": len(silver_ids), "playlists": len(playlists)}

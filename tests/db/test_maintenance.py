@@ -177,3 +177,19 @@ def test_breaker_transitions_reach_the_registry(database_url_env: str, engine: o
     finally:
         record_health("tidal", "open", "closed")
     assert seen == sorted(seen)
+
+
+def test_stale_gold_is_found_and_healed(db_session: Session) -> None:
+    """A valid silver track with no gold row is reported until its gold row is written."""
+    from pipeline.gold import upsert_track_analytics
+
+    silver_id = db_session.execute(
+        text("""
+        INSERT INTO silver_enriched_tracks (artist_name, track_title, identity_key, bpm, key,
+            validation_status, data_quality_score, validation_errors)
+        VALUES ('Gold Sweep', 'Lost Message', 'gold sweep|lost message', 128, '8A', 'valid',
+                0.9, '[]') RETURNING id""")
+    ).scalar_one()
+    assert str(silver_id) in maintenance.stale_gold(db_session, older_than_s=-60)
+    upsert_track_analytics(db_session, [str(silver_id)])
+    assert str(silver_id) not in maintenance.stale_gold(db_session, older_than_s=-60)
