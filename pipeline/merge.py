@@ -86,22 +86,38 @@ def _column_value(name: str, value: Any) -> tuple[Any, dict[str, str]]:
     return str(value), {}
 
 
-def _reconcile_bpm(winner: Winner, outcomes: list[Outcome]) -> tuple[float, str | None]:
+def reconcile_bpm_reading(
+    winner: Winner, outcomes: list[Outcome], min_confidence: float = 0.7
+) -> tuple[float, str | None]:
+    """Fold the winning BPM onto the tempo the *other confident* providers agree on, when they
+    all read it at half or double time. A doubtful reading (below ``min_confidence``, e.g. a
+    half-time 70 from a provider whose confidence was lowered for that very reason) never moves
+    a winner; a single disagreeing provider at equal confidence does not either (ties keep the
+    winner, which the waterfall chose)."""
     value = float(winner.outcome.value)
-    readings = [
-        float(o.value)
+    mine = winner.outcome.confidence or 0.0
+    confident = [
+        o
         for o in outcomes
-        if o.field == "bpm" and o.success and isinstance(o.value, int | float)
+        if o.field == "bpm"
+        and o.success
+        and o.provider != winner.outcome.provider
+        and isinstance(o.value, int | float)
+        and (o.confidence or 0.0) >= min_confidence
     ]
-    reference = consensus_bpm(readings) if len(readings) > 1 else None
+    others = [float(o.value) for o in confident]
+    outvoted = len(others) >= 2 or any((o.confidence or 0.0) > mine for o in confident)
+    if not outvoted or any(abs(value - o) / o < 0.03 for o in others):
+        return value, None
+    reference = consensus_bpm(others)
     if reference is None:
         return value, None
     fixed = reconcile_bpm(value, reference)
     if abs(fixed - value) < 0.01:
         return value, None
     return fixed, (
-        f"{winner.outcome.provider} read {value:g} BPM, a half/double-time reading of "
-        f"the consensus {reference:g}; stored {fixed:g}"
+        f"{winner.outcome.provider} read {value:g} BPM, a half/double-time reading of what the "
+        f"other confident providers agree on ({reference:g}); stored {fixed:g}"
     )
 
 
@@ -226,7 +242,7 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
         value = w.outcome.value
         rule_info = winner_rules(w, plan.rules[name], run_id)
         if name == "bpm":
-            value, note = _reconcile_bpm(w, outcomes)
+            value, note = reconcile_bpm_reading(w, outcomes, plan.rules[name].min_acceptable)
             if note:
                 warnings.append({"field": "bpm", "warning": note})
                 rule_info["reconciled"] = note

@@ -54,9 +54,9 @@ from pipeline.merge import (
     TRACK_COLUMNS,
     MergeResult,
     _column_value,
-    _reconcile_bpm,
     _write_provenance,
     merge_job,
+    reconcile_bpm_reading,
     silver_ids_for_bronze,
     winner_rules,
 )
@@ -339,7 +339,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
         value = w.outcome.value
         info = winner_rules(w, rule, run_id) | {"partial_replay": True}
         if name == "bpm":
-            value, note = _reconcile_bpm(w, outcomes)
+            value, note = reconcile_bpm_reading(w, outcomes, rule.min_acceptable)
             if note:
                 info["reconciled"] = note
         if name in TRACK_COLUMNS:
