@@ -251,30 +251,34 @@ def _lock_pending(session: Session, job_id: str, provider: str) -> bool:
     return status == "pending"
 
 
+_RESPONSE_SQL = text(
+    """
+    INSERT INTO bronze_api_enrichments
+        (bronze_track_id, api_provider, api_endpoint, api_version, request_params,
+         raw_response, response_status, run_id)
+    VALUES (:bronze, :provider, :endpoint, :version, CAST(:params AS jsonb),
+            CAST(:body AS jsonb), :status, :run)
+    """
+)
+
+
 def _store_responses(session: Session, li: LookupInput, responses: Sequence[Any]) -> None:
-    for r in responses:
-        body = r.body if isinstance(r.body, dict | list) else {"_text": r.body}
-        session.execute(
-            text(
-                """
-                INSERT INTO bronze_api_enrichments
-                    (bronze_track_id, api_provider, api_endpoint, api_version, request_params,
-                     raw_response, response_status, run_id)
-                VALUES (:bronze, :provider, :endpoint, :version, CAST(:params AS jsonb),
-                        CAST(:body AS jsonb), :status, :run)
-                """
-            ),
-            {
-                "bronze": li.bronze_id,
-                "provider": li.provider,
-                "endpoint": r.endpoint,
-                "version": r.api_version,
-                "params": to_jsonb(dict(r.params)),
-                "body": to_jsonb(body),
-                "status": r.status_code or 0,
-                "run": li.run_id,
-            },
-        )
+    """Every raw response of a lookup, in one batch (executemany)."""
+    rows = [
+        {
+            "bronze": li.bronze_id,
+            "provider": li.provider,
+            "endpoint": r.endpoint,
+            "version": r.api_version,
+            "params": to_jsonb(dict(r.params)),
+            "body": to_jsonb(r.body if isinstance(r.body, dict | list) else {"_text": r.body}),
+            "status": r.status_code or 0,
+            "run": li.run_id,
+        }
+        for r in responses
+    ]
+    if rows:
+        session.execute(_RESPONSE_SQL, rows)
 
 
 _TRANSFORMATION_SQL = text(
