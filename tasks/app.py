@@ -39,6 +39,19 @@ def _dispose_engine_at_shutdown(**_: Any) -> None:
     dispose_engine()
 
 
+@signals.worker_ready.connect
+def _warn_without_shared_state(**_: Any) -> None:
+    # Without REDIS_URL every worker process keeps its own rate-limit counters and breakers:
+    # "global" limits would multiply by the number of processes. Fine for the in-process demo,
+    # wrong for a real deployment, so say it loudly at start-up.
+    broker = str(app.conf.broker_url or "")
+    if not os.environ.get("REDIS_URL") and not broker.startswith("memory://"):
+        logging.getLogger("songnodes").warning(
+            "REDIS_URL is not set: provider rate limits and circuit breakers are per process, "
+            "not shared across workers. Set REDIS_URL (e.g. redis://127.0.0.1:6379/1)."
+        )
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: what log shippers and ``jq`` read without regexes."""
 
