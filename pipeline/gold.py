@@ -343,14 +343,3 @@ def artists_of_tracks(session: Session, silver_ids: Sequence[str]) -> list[str]:
         {"ids": [str(i) for i in silver_ids]},
     )
     return [str(r[0]) for r in rows]
-
-
-def playlists_of_tracks(session: Session, silver_ids: Sequence[str]) -> list[str]:
-    rows = session.execute(
-        text(
-            "SELECT DISTINCT playlist_id FROM silver_playlist_tracks "
-            "WHERE track_id = ANY(CAST(:ids AS uuid[]))"
-        ),
-        {"ids": [str(i) for i in silver_ids]},
-    )
-    return [str(r[0]) for r in rows]

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery.utils.log import get_task_logger
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from pipeline.enrich import Next, create_jobs
@@ -63,11 +65,10 @@ def ingest_envelope(envelope: RawMessage, triggered_by: str = "scraper") -> dict
     return summary
 
 
-def _artist_to_silver(session: Any, bronze_artist_id: str) -> None:
-    from sqlalchemy import text
-
+def _artist_to_silver(session: Session, bronze_artist_id: str) -> None:
+    """A scraped artist goes straight to silver: one row per normalised name or alias."""
     row = session.execute(
         text("SELECT artist_name, aliases FROM bronze_scraped_artists WHERE id = :id"),
         {"id": bronze_artist_id},
     ).one()
-    upsert_artist(session, row.artist_name, None, list(row.aliases or []))
+    upsert_artist(session, row.artist_name, bronze_artist_id, list(row.aliases or []))

@@ -180,3 +180,38 @@ def test_injection_strings_and_odd_unicode_are_stored_as_data(db_session: Sessio
     assert stored[0] == names[0]
     assert stored[1] == names[1]
     assert stored[2] == ("Café del Mar", "Ibiza")
+
+
+def test_scraped_artists_deduplicate_by_name_and_alias(database_url_env: str, engine: Any) -> None:
+    """Artist envelopes land in silver once per real artist: a later scrape under an alias
+    joins the same row, which lists both bronze rows."""
+    from tasks.ingest import ingest_batch
+
+    tag = uuid_hex()
+    first = {
+        "kind": "artist",
+        "source": "t-artists",
+        "source_url": f"https://example.test/{tag}",
+        "scraper_version": "1",
+        "artist_name": f"Deadmau5 {tag}",
+        "aliases": [f"Joel Zimmerman {tag}"],
+        "raw_json": {"n": 1},
+    }
+    second = first | {"artist_name": f"joel zimmerman {tag}", "aliases": None, "raw_json": {"n": 2}}
+    ingest_batch.run([first], "test")
+    ingest_batch.run([second], "test")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT canonical_name, cardinality(bronze_ids) AS n FROM silver_enriched_artists "
+                "WHERE canonical_name ILIKE :p OR :alias = ANY(aliases)"
+            ),
+            {"p": f"%{tag}", "alias": f"joel zimmerman {tag}"},
+        ).all()
+    assert [(r.canonical_name, r.n) for r in rows] == [(f"Deadmau5 {tag}", 2)]
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
