@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -157,3 +158,21 @@ def test_api_enrichment_append(db_connection: Connection) -> None:
             raw_response={"a": "\x00"},
             response_status=200,
         )
+
+
+def test_bulk_append_stays_inside_the_callers_transaction(engine: Any) -> None:
+    """The COPY fast path as a transaction's first statement is undone by that transaction's
+    rollback (it must not commit on its own)."""
+    from sqlalchemy import text as sql_text
+
+    marker = f"rollback-{uuid.uuid4().hex[:8]}"
+    with engine.connect() as conn:
+        conn.begin()
+        ids = append_bronze_tracks(conn, [_track(1, source=marker)])
+        assert ids[0] is not None
+        conn.rollback()
+    with engine.connect() as conn:
+        n = conn.execute(
+            sql_text("SELECT count(*) FROM bronze_scraped_tracks WHERE source = :s"), {"s": marker}
+        ).scalar_one()
+    assert n == 0
