@@ -293,6 +293,40 @@ _TRANSFORMATION_SQL = text(
 )
 
 
+def _close_lookup(
+    session: Session,
+    li: LookupInput,
+    status: str,
+    attempts: int,
+    calls: int,
+    cost: Decimal,
+    *,
+    latency_ms: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Mark the lookup answered (or given up) with its counters; the join reads this row."""
+    session.execute(
+        text(
+            """
+            UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
+                   api_calls = :calls, cost_usd = :cost, latency_ms = :ms, error = :error,
+                   updated_at = now()
+            WHERE job_id = :job AND provider = :provider
+            """
+        ),
+        {
+            "status": status,
+            "attempts": attempts,
+            "calls": calls,
+            "cost": cost,
+            "ms": latency_ms,
+            "error": error,
+            "job": li.job_id,
+            "provider": li.provider,
+        },
+    )
+
+
 def record_result(
     session: Session,
     li: LookupInput,
@@ -346,24 +380,7 @@ def record_result(
         )
     if rows:
         session.execute(_TRANSFORMATION_SQL, rows)
-    session.execute(
-        text(
-            """
-            UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
-                   api_calls = :calls, cost_usd = :cost, latency_ms = :ms, updated_at = now()
-            WHERE job_id = :job AND provider = :provider
-            """
-        ),
-        {
-            "status": result.status,
-            "attempts": attempts,
-            "calls": calls,
-            "cost": cost,
-            "ms": latency_ms,
-            "job": li.job_id,
-            "provider": li.provider,
-        },
-    )
+    _close_lookup(session, li, result.status, attempts, calls, cost, latency_ms=latency_ms)
     return advance(session, li.job_id)
 
 
@@ -404,23 +421,14 @@ def record_failure(
     ]
     if rows:
         session.execute(_TRANSFORMATION_SQL, rows)
-    session.execute(
-        text(
-            """
-            UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
-                   api_calls = :calls, cost_usd = :cost, error = :error, updated_at = now()
-            WHERE job_id = :job AND provider = :provider
-            """
-        ),
-        {
-            "status": status,
-            "attempts": attempts,
-            "calls": len(responses),
-            "cost": li.cost_per_call * len(responses),
-            "error": error[:2000],
-            "job": li.job_id,
-            "provider": li.provider,
-        },
+    _close_lookup(
+        session,
+        li,
+        status,
+        attempts,
+        len(responses),
+        li.cost_per_call * len(responses),
+        error=error[:2000],
     )
     return advance(session, li.job_id)
 
