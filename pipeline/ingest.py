@@ -117,34 +117,10 @@ def _insert_returning(session: Session, sql: str, params: dict[str, Any]) -> UUI
     return None if row is None else row[0]
 
 
-_TRACK_SQL = """
-    INSERT INTO bronze_scraped_tracks
-        (source, source_url, source_track_id, scraper_version, raw_json, artist_name,
-         track_title, playlist_id, position, scraped_at)
-    VALUES (:source, :source_url, :source_track_id, :scraper_version, CAST(:raw_json AS jsonb),
-            :artist_name, :track_title, :playlist_id, :position, COALESCE(:scraped_at, now()))
-    ON CONFLICT DO NOTHING
-    RETURNING id
-"""
-
-
 def _ingest_track(session: Session, env: Envelope, result: IngestResult) -> None:
-    new_id = _insert_returning(
-        session,
-        _TRACK_SQL,
-        {
-            "source": env.source,
-            "source_url": env.source_url,
-            "source_track_id": env.source_track_id,
-            "scraper_version": env.scraper_version,
-            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
-            "artist_name": env.artist_name,
-            "track_title": env.track_title,
-            "playlist_id": None,
-            "position": None,
-            "scraped_at": env.scraped_at,
-        },
-    )
+    # The same bulk path as a batch of tracks (db.bronze), with one row: used when a batch
+    # falls back to appending its rows one by one.
+    (new_id,) = append_bronze_tracks(session, [_track_row(env)])
     if new_id is None:
         result.duplicates += 1
     else:
@@ -183,26 +159,24 @@ def _ingest_playlist(session: Session, env: Envelope, result: IngestResult) -> N
     result.playlist_ids.append(playlist_id)
     # Each tracklist entry becomes a bronze track row tied to the playlist and its position, so
     # tracks heard only in setlists are enriched like any other.
+    rows = []
     for entry in env.tracklist():
         entry_json = entry.model_dump(mode="json", exclude_none=True)
-        track_id = _insert_returning(
-            session,
-            _TRACK_SQL,
+        rows.append(
             {
                 "source": env.source,
                 "source_url": env.source_url,
                 "source_track_id": entry_json.get("source_track_id"),
                 "scraper_version": env.scraper_version,
-                "raw_json": json.dumps(entry_json, ensure_ascii=False),
+                "raw_json": entry_json,
                 "artist_name": entry.artist,
                 "track_title": entry.title,
                 "playlist_id": playlist_id,
                 "position": entry.position,
                 "scraped_at": env.scraped_at,
-            },
+            }
         )
-        if track_id is not None:
-            result.track_ids.append(track_id)
+    result.track_ids += [i for i in append_bronze_tracks(session, rows) if i is not None]
 
 
 def _ingest_artist(session: Session, env: Envelope, result: IngestResult) -> None:
