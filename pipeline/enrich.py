@@ -28,13 +28,18 @@ from pipeline.waterfall import Outcome, next_lookups
 
 __all__ = [
     "LookupInput",
+    "LookupOutcome",
     "Next",
     "advance",
+    "advance_many",
     "create_jobs",
     "is_unidentified",
     "job_outcomes",
     "lookup_input",
+    "lookup_inputs",
+    "outcomes_by_job",
     "record_failure",
+    "record_outcomes",
     "record_result",
     "to_jsonb",
 ]
@@ -84,15 +89,10 @@ def is_unidentified(artist: str | None, title: str | None) -> bool:
     return not a or not t or a == "id" or t == "id"
 
 
-def _plan_round(session: Session, job_id: str, round_no: int, wanted: dict[str, list[str]]) -> None:
-    for provider, fields in wanted.items():
-        session.execute(
-            text(
-                "INSERT INTO enrichment_lookups (job_id, provider, round, fields) "
-                "VALUES (:job, :provider, :round, :fields) ON CONFLICT DO NOTHING"
-            ),
-            {"job": job_id, "provider": provider, "round": round_no, "fields": fields},
-        )
+_PLAN_ROUND_SQL = text(
+    "INSERT INTO enrichment_lookups (job_id, provider, round, fields) "
+    "VALUES (:job, :provider, :round, :fields) ON CONFLICT DO NOTHING"
+)
 
 
 def create_jobs(
@@ -104,39 +104,66 @@ def create_jobs(
     replay_mode: str | None = None,
     config_run_id: UUID | str | None = None,
 ) -> Next:
-    """Open one job per bronze track and plan round one. Idempotent per (run, bronze id)."""
+    """Open one job per bronze track and plan round one, in a handful of statements whatever the
+    number of tracks. Idempotent per (run, bronze id): ids that already have a job in this run (a
+    redelivered message) are skipped. Unknown bronze ids raise ``LookupError``."""
     plan = load_plan(session, run_id, config_run_id)
-    nxt = Next()
-    for bronze_id in bronze_ids:
-        row = session.execute(
+    ids = list(dict.fromkeys(str(b) for b in bronze_ids))
+    if not ids:
+        return Next()
+    names = {
+        str(r.id): r
+        for r in session.execute(
+            text(
+                "SELECT id, artist_name, track_title FROM bronze_scraped_tracks "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        )
+    }
+    missing = [i for i in ids if i not in names]
+    if missing:
+        raise LookupError(f"unknown bronze track ids: {', '.join(missing[:10])}")
+    created: dict[str, str] = dict(
+        session.execute(
             text(
                 """
                 INSERT INTO enrichment_jobs (run_id, bronze_track_id, fields, replay_mode)
-                VALUES (:run, :bronze, :fields, :mode)
+                SELECT CAST(:run AS uuid), b, CAST(:fields AS text[]), :mode
+                FROM unnest(CAST(:ids AS uuid[])) AS b
                 ON CONFLICT (run_id, bronze_track_id) DO NOTHING
-                RETURNING id
+                RETURNING bronze_track_id::text, id::text
                 """
             ),
-            {"run": str(run_id), "bronze": str(bronze_id), "fields": fields, "mode": replay_mode},
-        ).first()
-        if row is None:
+            {"run": str(run_id), "ids": ids, "fields": fields, "mode": replay_mode},
+        ).all()
+    )
+    nxt = Next()
+    rounds: list[dict[str, Any]] = []
+    first_round = next_lookups(plan, [], [], fields)
+    for bronze_id in ids:
+        job_id = created.get(bronze_id)
+        if job_id is None:
             continue  # this run already has the job: a redelivered message
-        job_id = str(row[0])
-        names = session.execute(
-            text("SELECT artist_name, track_title FROM bronze_scraped_tracks WHERE id = :id"),
-            {"id": str(bronze_id)},
-        ).one()
-        wanted = {} if is_unidentified(*names) else next_lookups(plan, [], [], fields)
+        row = names[bronze_id]
+        wanted = {} if is_unidentified(row.artist_name, row.track_title) else first_round
         if not wanted:
-            session.execute(
-                text("UPDATE enrichment_jobs SET status = 'merging' WHERE id = :id"),
-                {"id": job_id},
-            )
             nxt.merges.append(job_id)
             continue
-        _plan_round(session, job_id, 1, wanted)
-        for provider in wanted:
+        for provider, provider_fields in wanted.items():
+            rounds.append(
+                {"job": job_id, "provider": provider, "round": 1, "fields": provider_fields}
+            )
             nxt.lookups.setdefault(provider, []).append(job_id)
+    if rounds:
+        session.execute(_PLAN_ROUND_SQL, rounds)
+    if nxt.merges:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merging' WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": nxt.merges},
+        )
     return nxt
 
 
@@ -207,49 +234,85 @@ def _run_costs(session: Session, run_id: str) -> dict[str, Decimal]:
     return costs
 
 
-def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | None:
-    """The pending lookup's inputs, or None when it is already done (redelivered message)."""
-    row = session.execute(
-        text(
-            """
-            SELECT l.fields, l.status, j.run_id, j.bronze_track_id, j.replay_mode,
-                   b.artist_name, b.track_title, b.raw_json
-            FROM enrichment_lookups l
-            JOIN enrichment_jobs j ON j.id = l.job_id
-            JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-            WHERE l.job_id = :job AND l.provider = :provider
-            """
-        ),
-        {"job": job_id, "provider": provider},
-    ).first()
-    if row is None or row.status != "pending":
-        return None
-    cost = _run_costs(session, str(row.run_id)).get(provider, Decimal(0))
-    return LookupInput(
-        job_id=job_id,
-        run_id=str(row.run_id),
-        bronze_id=str(row.bronze_track_id),
-        provider=provider,
-        fields=list(row.fields),
-        query=_with_learned_ids(
-            _query_from_bronze(row),
-            job_outcomes(session, str(row.run_id), str(row.bronze_track_id)),
-        ),
-        replay_mode=row.replay_mode,
-        cost_per_call=cost,
+_INPUTS_SQL = text(
+    """
+    SELECT l.job_id::text AS job_id, l.provider, l.fields, j.run_id, j.bronze_track_id,
+           j.replay_mode, b.artist_name, b.track_title, b.raw_json
+    FROM enrichment_lookups l
+    JOIN enrichment_jobs j ON j.id = l.job_id
+    JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
+    WHERE l.job_id = ANY(CAST(:jobs AS uuid[])) AND l.provider = :provider
+      AND l.status = 'pending'
+    """
+)
+
+
+def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> list[LookupInput]:
+    """The pending lookups' inputs for a batch of jobs, in ``job_ids`` order, in two queries.
+
+    Jobs whose lookup is already done (a redelivered message) are left out.
+    """
+    if not job_ids:
+        return []
+    rows = {
+        r.job_id: r
+        for r in session.execute(_INPUTS_SQL, {"jobs": list(job_ids), "provider": provider})
+    }
+    known = outcomes_by_job(
+        session, [(str(r.run_id), str(r.bronze_track_id)) for r in rows.values()]
     )
+    inputs = []
+    for job_id in dict.fromkeys(str(j) for j in job_ids):
+        row = rows.get(job_id)
+        if row is None:
+            continue
+        run_id, bronze_id = str(row.run_id), str(row.bronze_track_id)
+        inputs.append(
+            LookupInput(
+                job_id=job_id,
+                run_id=run_id,
+                bronze_id=bronze_id,
+                provider=provider,
+                fields=list(row.fields),
+                query=_with_learned_ids(
+                    _query_from_bronze(row), known.get((run_id, bronze_id), [])
+                ),
+                replay_mode=row.replay_mode,
+                cost_per_call=_run_costs(session, run_id).get(provider, Decimal(0)),
+            )
+        )
+    return inputs
 
 
-def _lock_pending(session: Session, job_id: str, provider: str) -> bool:
-    status = session.execute(
-        text(
-            "SELECT status FROM enrichment_lookups WHERE job_id = :job AND provider = :p "
-            "FOR NO KEY UPDATE"
-        ),
-        {"job": job_id, "p": provider},
-    ).scalar_one_or_none()
-    return status == "pending"
+def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | None:
+    """One pending lookup's inputs, or None when it is already done (redelivered message)."""
+    found = lookup_inputs(session, [job_id], provider)
+    return found[0] if found else None
 
+
+@dataclass
+class LookupOutcome:
+    """One lookup's answer (``result``) or why it has none (``error``), ready to record."""
+
+    li: LookupInput
+    result: Any = None
+    latency_ms: int = 0
+    error: str | None = None
+    status: str = "failed"
+    responses: Sequence[Any] = ()
+
+
+_LOCK_PENDING_SQL = text(
+    """
+    SELECT l.job_id::text, l.provider
+    FROM enrichment_lookups l
+    JOIN unnest(CAST(:jobs AS uuid[]), CAST(:providers AS text[])) AS k(job_id, provider)
+      ON k.job_id = l.job_id AND k.provider = l.provider
+    WHERE l.status = 'pending'
+    ORDER BY l.job_id, l.provider
+    FOR NO KEY UPDATE OF l
+    """
+)
 
 _RESPONSE_SQL = text(
     """
@@ -260,26 +323,6 @@ _RESPONSE_SQL = text(
             CAST(:body AS jsonb), :status, :run)
     """
 )
-
-
-def _store_responses(session: Session, li: LookupInput, responses: Sequence[Any]) -> None:
-    """Every raw response of a lookup, in one batch (executemany)."""
-    rows = [
-        {
-            "bronze": li.bronze_id,
-            "provider": li.provider,
-            "endpoint": r.endpoint,
-            "version": r.api_version,
-            "params": to_jsonb(dict(r.params)),
-            "body": to_jsonb(r.body if isinstance(r.body, dict | list) else {"_text": r.body}),
-            "status": r.status_code or 0,
-            "run": li.run_id,
-        }
-        for r in responses
-    ]
-    if rows:
-        session.execute(_RESPONSE_SQL, rows)
-
 
 _TRANSFORMATION_SQL = text(
     """
@@ -292,96 +335,142 @@ _TRANSFORMATION_SQL = text(
     """
 )
 
+_CLOSE_SQL = text(
+    """
+    UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
+           api_calls = :calls, cost_usd = :cost, latency_ms = :ms, error = :error,
+           updated_at = now()
+    WHERE job_id = :job AND provider = :provider
+    """
+)
 
-def _close_lookup(
-    session: Session,
-    li: LookupInput,
-    status: str,
-    attempts: int,
-    calls: int,
-    cost: Decimal,
-    *,
-    latency_ms: int | None = None,
-    error: str | None = None,
-) -> None:
-    """Mark the lookup answered (or given up) with its counters; the join reads this row."""
-    session.execute(
-        text(
-            """
-            UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
-                   api_calls = :calls, cost_usd = :cost, latency_ms = :ms, error = :error,
-                   updated_at = now()
-            WHERE job_id = :job AND provider = :provider
-            """
-        ),
+
+def _response_rows(li: LookupInput, responses: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
         {
-            "status": status,
-            "attempts": attempts,
-            "calls": calls,
-            "cost": cost,
-            "ms": latency_ms,
-            "error": error,
-            "job": li.job_id,
+            "bronze": li.bronze_id,
             "provider": li.provider,
-        },
-    )
+            "endpoint": r.endpoint,
+            "version": r.api_version,
+            "params": to_jsonb(dict(r.params)),
+            "body": to_jsonb(r.body if isinstance(r.body, dict | list) else {"_text": r.body}),
+            "status": r.status_code or 0,
+            "run": li.run_id,
+        }
+        for r in responses
+    ]
 
 
-def record_result(
-    session: Session,
-    li: LookupInput,
-    result: Any,
-    *,
-    attempts: int,
-    latency_ms: int,
-) -> Next:
-    """Store a provider's answer (raw responses, one transformation per field) and advance."""
-    if not _lock_pending(session, li.job_id, li.provider):
-        return Next()
-    _store_responses(session, li, result.responses)
-    calls = len(result.responses)
-    cost = li.cost_per_call * calls
-    last = result.responses[-1] if result.responses else None
+def _field_error(result: Any, f: str) -> str:
+    if f in result.rejected:
+        return f"rejected: {result.rejected[f]}"
+    if f in result.unavailable:
+        return f"unavailable: {result.unavailable[f]}"
+    return "not found" if result.status != "unavailable" else "unavailable"
+
+
+def _transformation_rows(o: LookupOutcome, attempts: int, cost: Decimal) -> list[dict[str, Any]]:
+    """One row per asked field; the call's cost is divided across them (sums stay exact)."""
+    li, result = o.li, o.result
+    responses = result.responses if result is not None else o.responses
+    last = responses[-1] if responses and result is not None else None
+    share = cost / max(len(li.fields), 1)
     rows = []
     for f in li.fields:
-        base = {
+        row: dict[str, Any] = {
             "run": li.run_id,
             "bronze": li.bronze_id,
             "field": f,
             "provider": li.provider,
             "retries": max(attempts - 1, 0),
-            "ms": latency_ms,
+            "ms": o.latency_ms if result is not None else None,
             "endpoint": last.endpoint if last else None,
             "code": last.status_code if last else None,
-            "cost": cost / max(len(li.fields), 1),
+            "cost": share,
+            "conf": None,
+            "input": "null",
+            "output": "null",
+            "success": False,
         }
-        value = result.values.get(f)
+        value = result.values.get(f) if result is not None else None
         if value is not None:
-            rows.append(
-                base
-                | {
-                    "conf": round(float(value.confidence), 2),
-                    "input": to_jsonb(value.raw),
-                    "output": to_jsonb(value.value),
-                    "success": True,
-                    "error": None,
-                }
-            )
-            continue
-        if f in result.rejected:
-            error = f"rejected: {result.rejected[f]}"
-        elif f in result.unavailable:
-            error = f"unavailable: {result.unavailable[f]}"
+            row |= {
+                "conf": round(float(value.confidence), 2),
+                "input": to_jsonb(value.raw),
+                "output": to_jsonb(value.value),
+                "success": True,
+                "error": None,
+            }
+        elif result is not None:
+            row["error"] = _field_error(result, f)
         else:
-            error = "not found" if result.status != "unavailable" else "unavailable"
-        rows.append(
-            base
-            | {"conf": None, "input": "null", "output": "null", "success": False, "error": error}
+            row["error"] = (o.error or "failed")[:2000]
+        rows.append(row)
+    return rows
+
+
+def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempts: int) -> Next:
+    """Record a batch of lookups in a handful of statements, whatever the batch size: lock the
+    still-pending ones (job order, so concurrent batches cannot deadlock), store every raw
+    response, one transformation per field, close the lookups, then advance their jobs.
+
+    A lookup that is no longer pending (another delivery recorded it) is skipped.
+    """
+    if not outcomes:
+        return Next()
+    pending = {
+        (r[0], r[1])
+        for r in session.execute(
+            _LOCK_PENDING_SQL,
+            {
+                "jobs": [o.li.job_id for o in outcomes],
+                "providers": [o.li.provider for o in outcomes],
+            },
         )
-    if rows:
-        session.execute(_TRANSFORMATION_SQL, rows)
-    _close_lookup(session, li, result.status, attempts, calls, cost, latency_ms=latency_ms)
-    return advance(session, li.job_id)
+    }
+    todo: dict[tuple[str, str], LookupOutcome] = {}
+    for o in outcomes:
+        key = (o.li.job_id, o.li.provider)
+        if key in pending and key not in todo:
+            todo[key] = o
+    responses: list[dict[str, Any]] = []
+    transformations: list[dict[str, Any]] = []
+    closes: list[dict[str, Any]] = []
+    for o in todo.values():
+        li = o.li
+        raw = o.result.responses if o.result is not None else o.responses
+        cost = li.cost_per_call * len(raw)
+        responses += _response_rows(li, raw)
+        transformations += _transformation_rows(o, attempts, cost)
+        closes.append(
+            {
+                "status": o.result.status if o.result is not None else o.status,
+                "attempts": attempts,
+                "calls": len(raw),
+                "cost": cost,
+                "ms": o.latency_ms if o.result is not None else None,
+                "error": None if o.result is not None else (o.error or "failed")[:2000],
+                "job": li.job_id,
+                "provider": li.provider,
+            }
+        )
+    for sql, rows in (
+        (_RESPONSE_SQL, responses),
+        (_TRANSFORMATION_SQL, transformations),
+        (_CLOSE_SQL, closes),
+    ):
+        if rows:
+            session.execute(sql, rows)
+    return advance_many(session, sorted({job for job, _ in todo}))
+
+
+def record_result(
+    session: Session, li: LookupInput, result: Any, *, attempts: int, latency_ms: int
+) -> Next:
+    """Store one provider answer (raw responses, one transformation per field) and advance."""
+    return record_outcomes(
+        session, [LookupOutcome(li, result=result, latency_ms=latency_ms)], attempts
+    )
 
 
 def record_failure(
@@ -397,97 +486,127 @@ def record_failure(
 
     The waterfall moves on to the next priority; provenance shows why this provider did not win.
     """
-    if not _lock_pending(session, li.job_id, li.provider):
-        return Next()
-    _store_responses(session, li, responses)
-    rows = [
-        {
-            "run": li.run_id,
-            "bronze": li.bronze_id,
-            "field": f,
-            "provider": li.provider,
-            "conf": None,
-            "input": "null",
-            "output": "null",
-            "success": False,
-            "error": error[:2000],
-            "retries": max(attempts - 1, 0),
-            "ms": None,
-            "endpoint": None,
-            "code": None,
-            "cost": li.cost_per_call * len(responses),
-        }
-        for f in li.fields
-    ]
-    if rows:
-        session.execute(_TRANSFORMATION_SQL, rows)
-    _close_lookup(
-        session,
-        li,
-        status,
-        attempts,
-        len(responses),
-        li.cost_per_call * len(responses),
-        error=error[:2000],
+    return record_outcomes(
+        session, [LookupOutcome(li, error=error, status=status, responses=responses)], attempts
     )
-    return advance(session, li.job_id)
+
+
+_OUTCOMES_SQL = text(
+    """
+    SELECT t.run_id, t.bronze_id, t.id, t.provider_used, t.metadata_field, t.output_value,
+           t.provider_confidence, t.success
+    FROM enrichment_transformations t
+    JOIN unnest(CAST(:runs AS uuid[]), CAST(:bronzes AS uuid[])) AS k(run_id, bronze_id)
+      ON k.run_id = t.run_id AND k.bronze_id = t.bronze_id
+    WHERE t.transformation_type = 'enrichment'
+    ORDER BY t.created_at, t.id
+    """
+)
+
+
+def outcomes_by_job(
+    session: Session, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[Outcome]]:
+    """Every provider's field outcomes for many (run id, bronze id) pairs, in one query."""
+    found: dict[tuple[str, str], list[Outcome]] = {}
+    if not keys:
+        return found
+    unique = list(dict.fromkeys(keys))
+    rows = session.execute(
+        _OUTCOMES_SQL, {"runs": [k[0] for k in unique], "bronzes": [k[1] for k in unique]}
+    )
+    for r in rows:
+        found.setdefault((str(r.run_id), str(r.bronze_id)), []).append(
+            Outcome(
+                provider=r.provider_used,
+                field=r.metadata_field,
+                value=r.output_value,
+                confidence=None if r.provider_confidence is None else float(r.provider_confidence),
+                success=r.success,
+                transformation_id=r.id,
+            )
+        )
+    return found
 
 
 def job_outcomes(session: Session, run_id: str, bronze_id: str) -> list[Outcome]:
     """Every provider's field outcome for a job, from ``enrichment_transformations``."""
-    rows = session.execute(
-        text(
-            """
-            SELECT id, provider_used, metadata_field, output_value, provider_confidence, success
-            FROM enrichment_transformations
-            WHERE run_id = :run AND bronze_id = :bronze AND transformation_type = 'enrichment'
-            ORDER BY created_at, id
-            """
-        ),
-        {"run": run_id, "bronze": bronze_id},
+    return outcomes_by_job(session, [(str(run_id), str(bronze_id))]).get(
+        (str(run_id), str(bronze_id)), []
     )
-    return [
-        Outcome(
-            provider=r.provider_used,
-            field=r.metadata_field,
-            value=r.output_value,
-            confidence=None if r.provider_confidence is None else float(r.provider_confidence),
-            success=r.success,
-            transformation_id=r.id,
+
+
+def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
+    """Fan-in for a batch: each job with no pending lookup gets its next round or goes to merge.
+
+    Jobs are locked in id order (every caller passes the same order, so no deadlock); the
+    lookups, outcomes and plans of all of them are read in three queries.
+    """
+    if not job_ids:
+        return Next()
+    ids = sorted(set(job_ids))
+    jobs = session.execute(
+        text(
+            "SELECT id::text AS id, run_id::text AS run_id, bronze_track_id::text AS bronze_id, "
+            "status, round, fields FROM enrichment_jobs WHERE id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY id FOR NO KEY UPDATE"
+        ),
+        {"ids": ids},
+    ).all()
+    open_jobs = [j for j in jobs if j.status == "enriching"]
+    if not open_jobs:
+        return Next()
+    asked: dict[str, list[str]] = {}
+    busy: set[str] = set()
+    for job_id, provider, status in session.execute(
+        text(
+            "SELECT job_id::text, provider, status FROM enrichment_lookups "
+            "WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": [j.id for j in open_jobs]},
+    ):
+        asked.setdefault(job_id, []).append(provider)
+        if status == "pending":
+            busy.add(job_id)
+    ready = [j for j in open_jobs if j.id not in busy]
+    outcomes = outcomes_by_job(session, [(j.run_id, j.bronze_id) for j in ready])
+    nxt = Next()
+    next_round: list[dict[str, Any]] = []
+    bumped: list[str] = []
+    for j in ready:
+        plan = load_plan(session, j.run_id)
+        wanted = next_lookups(
+            plan, asked.get(j.id, []), outcomes.get((j.run_id, j.bronze_id), []), j.fields
         )
-        for r in rows
-    ]
+        if not wanted:
+            nxt.merges.append(j.id)
+            continue
+        bumped.append(j.id)
+        for provider, fields in wanted.items():
+            next_round.append(
+                {"job": j.id, "provider": provider, "round": j.round + 1, "fields": fields}
+            )
+            nxt.lookups.setdefault(provider, []).append(j.id)
+    if bumped:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET round = round + 1, updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": bumped},
+        )
+        session.execute(_PLAN_ROUND_SQL, next_round)
+    if nxt.merges:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merging', updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": nxt.merges},
+        )
+    return nxt
 
 
 def advance(session: Session, job_id: str) -> Next:
-    """Fan-in: if no lookup of the job is pending, plan the next round or hand it to merge."""
-    job = session.execute(
-        text(
-            "SELECT id, run_id, bronze_track_id, status, round, fields FROM enrichment_jobs "
-            "WHERE id = :id FOR NO KEY UPDATE"
-        ),
-        {"id": job_id},
-    ).first()
-    if job is None or job.status != "enriching":
-        return Next()
-    lookups = session.execute(
-        text("SELECT provider, status FROM enrichment_lookups WHERE job_id = :id"),
-        {"id": job_id},
-    ).all()
-    if any(s == "pending" for _, s in lookups):
-        return Next()
-    plan = load_plan(session, job.run_id)
-    outcomes = job_outcomes(session, str(job.run_id), str(job.bronze_track_id))
-    wanted = next_lookups(plan, [p for p, _ in lookups], outcomes, job.fields)
-    if wanted:
-        session.execute(
-            text("UPDATE enrichment_jobs SET round = round + 1, updated_at = now() WHERE id = :id"),
-            {"id": job_id},
-        )
-        _plan_round(session, job_id, job.round + 1, wanted)
-        return Next(lookups={p: [job_id] for p in wanted})
-    session.execute(
-        text("UPDATE enrichment_jobs SET status = 'merging', updated_at = now() WHERE id = :id"),
-        {"id": job_id},
-    )
-    return Next(merges=[job_id])
+    """Fan-in for one job (see :func:`advance_many`)."""
+    return advance_many(session, [job_id])

@@ -94,12 +94,19 @@ class RedisBreakerStore:
 
     def update(self, key: str, fn: Update) -> tuple[State, State, object]:
         try:
+            # Fast path, one round trip: most calls (a closed breaker, a success on a closed
+            # breaker) change nothing. HGETALL is an atomic snapshot, so deciding "no change"
+            # from it is as correct as deciding it under WATCH; only a change needs the
+            # optimistic transaction below (three more round trips).
+            old = self._read(self._client, key)
+            new, out = fn(dict(old), time.time())
+            if new == old:
+                return old, new, out
             with self._client.pipeline() as pipe:
                 while True:
                     try:
                         pipe.watch(key)
-                        raw = cast(dict[bytes, bytes], pipe.hgetall(key))
-                        old = {_s(k): _s(v) for k, v in raw.items()}
+                        old = self._read(pipe, key)
                         new, out = fn(dict(old), time.time())
                         if new != old:
                             pipe.multi()
@@ -115,6 +122,11 @@ class RedisBreakerStore:
                         continue  # someone else changed it: re-read and recompute
         except redis.RedisError as exc:
             raise TransientError(f"breaker storage unavailable: {exc}") from exc
+
+    @staticmethod
+    def _read(client: redis.Redis | redis.client.Pipeline, key: str) -> State:
+        raw = cast(dict[bytes, bytes], client.hgetall(key))
+        return {_s(k): _s(v) for k, v in raw.items()}
 
 
 def _s(value: bytes | str) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -21,7 +19,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import text
 
 from db.engine import session_scope
-from pipeline.enrich import LookupInput, Next, lookup_input, record_failure, record_result
+from pipeline.enrich import LookupInput, LookupOutcome, Next, lookup_inputs, record_outcomes
 from pipeline.scraper_providers import SCRAPER_PROVIDERS, ScraperProvider
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
 from tasks.app import app
@@ -93,18 +91,6 @@ def _countdown(exc: ProviderError, retries: int) -> float:
     return min(300.0, 2.0**retries) * random.uniform(0.5, 1.5)
 
 
-@dataclass
-class _Outcome:
-    """One job's answer, kept in memory until the batch is recorded in one transaction."""
-
-    li: LookupInput
-    result: Any = None
-    latency_ms: int = 0
-    error: str | None = None
-    status: str = "failed"
-    responses: Sequence[Any] = ()
-
-
 def _call(client: Any, li: LookupInput) -> Any:
     if li.replay_mode == "stored":
         # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
@@ -118,43 +104,32 @@ def _call(client: Any, li: LookupInput) -> Any:
     return client.lookup(li.query, li.fields)
 
 
-def _record(outcomes: list[_Outcome], attempts: int) -> Next:
-    """Record a batch in ONE transaction (one commit, one WAL flush, instead of one per job);
-    each job sits in its own savepoint so one bad row cannot lose the others."""
-    nxt = Next()
+def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
+    """Record a batch in ONE transaction with a handful of statements (``record_outcomes``).
+
+    If the batch write fails (a row PostgreSQL refuses), it is rolled back to a savepoint and
+    the jobs are recorded one by one, each in its own savepoint, so one bad row cannot lose the
+    others; a job whose own write fails is recorded as failed, so the record still moves on.
+    """
     with session_scope() as session:
+        try:
+            with session.begin_nested():
+                return record_outcomes(session, outcomes, attempts)
+        except Exception:
+            log.exception("batch record of %d lookups failed; recording one by one", len(outcomes))
+        nxt = Next()
         for o in outcomes:
             try:
                 with session.begin_nested():
-                    if o.error is None:
-                        nxt.extend(
-                            record_result(
-                                session, o.li, o.result, attempts=attempts, latency_ms=o.latency_ms
-                            )
-                        )
-                    else:
-                        nxt.extend(
-                            record_failure(
-                                session,
-                                o.li,
-                                o.error,
-                                status=o.status,
-                                responses=o.responses,
-                                attempts=attempts,
-                            )
-                        )
-            except Exception as exc:  # record the failure itself, so the record moves on
+                    nxt.extend(record_outcomes(session, [o], attempts))
+            except Exception as exc:
                 log.exception("recording %s for job %s failed", o.li.provider, o.li.job_id)
                 with session.begin_nested():
-                    nxt.extend(
-                        record_failure(
-                            session,
-                            o.li,
-                            f"internal error while recording: {type(exc).__name__}: {exc}",
-                            attempts=attempts,
-                        )
+                    failed = LookupOutcome(
+                        o.li, error=f"internal error while recording: {type(exc).__name__}: {exc}"
                     )
-    return nxt
+                    nxt.extend(record_outcomes(session, [failed], attempts))
+        return nxt
 
 
 @app.task(bind=True, name="tasks.enrich.lookup", max_retries=MAX_LOOKUP_RETRIES)
@@ -163,9 +138,9 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
     client = provider_instance(provider)
     with session_scope() as session:
         # A job whose lookup is already answered (a redelivered message) yields None.
-        inputs = [li for j in job_ids if (li := lookup_input(session, j, provider)) is not None]
+        inputs = lookup_inputs(session, job_ids, provider)
     attempts = self.request.retries + 1
-    outcomes: list[_Outcome] = []
+    outcomes: list[LookupOutcome] = []
     retry: tuple[ProviderError, list[str]] | None = None
     for index, li in enumerate(inputs):
         started = time.monotonic()
@@ -176,24 +151,28 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
                 retry = (exc, [x.job_id for x in inputs[index:]])
                 break
             outcomes.append(
-                _Outcome(
+                LookupOutcome(
                     li,
                     error=f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}",
                     responses=exc.responses,
                 )
             )
         except CircuitOpen as exc:
-            outcomes.append(_Outcome(li, error=f"skipped: circuit open ({exc})", status="skipped"))
+            outcomes.append(
+                LookupOutcome(li, error=f"skipped: circuit open ({exc})", status="skipped")
+            )
         except ProviderError as exc:  # auth, malformed response, unexpected 4xx: not retryable
             outcomes.append(
-                _Outcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
+                LookupOutcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
             )
         except Exception as exc:  # a bug in one provider must not stall the record
             log.exception("provider %s crashed on job %s", provider, li.job_id)
-            outcomes.append(_Outcome(li, error=f"internal error: {type(exc).__name__}: {exc}"))
+            outcomes.append(LookupOutcome(li, error=f"internal error: {type(exc).__name__}: {exc}"))
         else:
             outcomes.append(
-                _Outcome(li, result=result, latency_ms=int((time.monotonic() - started) * 1000))
+                LookupOutcome(
+                    li, result=result, latency_ms=int((time.monotonic() - started) * 1000)
+                )
             )
     dispatch(_record(outcomes, attempts))
     if retry is not None:

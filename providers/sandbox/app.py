@@ -172,9 +172,7 @@ def build_app(state: SandboxState) -> Starlette:
 
     async def spotify_artist(request: Request) -> Response:
         aid = request.path_params["id"]
-        t = next(
-            (t for t in cat.tracks if aid.startswith(f"ar{t.provider_id('spotify')[:20]}")), None
-        )
+        t = cat.by_spotify_artist(aid)
         if t is None:
             return _json({"error": {"status": 404, "message": "Resource not found"}}, 404)
         return _json(
