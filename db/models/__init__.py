@@ -14,6 +14,7 @@ from db.models.config import (
 )
 from db.models.gold import (
     GOLD_MATERIALIZED_VIEWS,
+    GOLD_VIEWS,
     GoldArtistAnalytics,
     GoldPlaylistAnalytics,
     GoldTrackAnalytics,
@@ -40,6 +41,7 @@ from db.models.silver import (
 
 __all__ = [
     "GOLD_MATERIALIZED_VIEWS",
+    "GOLD_VIEWS",
     "NAMING_CONVENTION",
     "Base",
     "BronzeApiEnrichment",

@@ -1,4 +1,4 @@
-"""Gold: denormalised analytics, one row per silver entity (the materialised views are SQL-only)."""
+"""Gold: denormalised analytics, one row per silver entity (the gold views are SQL-only)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,21 @@ from db.models.base import Base, TimestampTZ, created_at_column, uuid_pk
 
 __all__ = [
     "GOLD_MATERIALIZED_VIEWS",
+    "GOLD_VIEWS",
     "GoldArtistAnalytics",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
 ]
 
-# Materialised views (003) are not mapped: they are read with plain SQL and refreshed by
-# refresh_gold_materialized_views().
+# The gold views are not mapped: they are read with plain SQL.
+# Materialised (003), refreshed by refresh_gold_materialized_views():
 GOLD_MATERIALIZED_VIEWS = (
     "gold_top_tracks_by_genre",
     "gold_artist_collaboration_network",
-    "gold_harmonic_mixing_recommendations",
 )
+# Plain views, computed on read (007: one track's harmonic suggestions through
+# harmonic_recommendations_for(), always current, nothing to refresh):
+GOLD_VIEWS = ("gold_harmonic_mixing_recommendations",)
 
 
 def _now() -> Mapped[dt.datetime]:

@@ -16,7 +16,11 @@ from tests.conftest import create_test_database, drop_test_database, libpq_url
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
-NUMBERS = [1, 2, 3, 4, 5]
+NUMBERS = [1, 2, 3, 4, 5, 6, 7]
+# Every file re-applies over the full schema except 003: since 007 its harmonic recommendations
+# are a plain view, and 003's CREATE INDEX on the old materialised view fails (see
+# test_psql_003_over_007_stops_and_changes_nothing).
+REAPPLICABLE = [n for n in NUMBERS if n != 3]
 CATALOGUE = """
 SELECT 'class', relname || ':' || relkind::text FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public'
@@ -29,6 +33,14 @@ SELECT 'type', typname FROM pg_type t
 UNION ALL
 SELECT 'trigger', tgname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public'
+UNION ALL
+SELECT 'procdef', pg_get_functiondef(p.oid) FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'public' AND prokind = 'f'
+UNION ALL
+SELECT 'viewdef', relname || ':' || relkind::text || ':' || pg_get_viewdef(c.oid) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public' AND relkind IN ('v', 'm')
+UNION ALL
+SELECT 'indexdef', indexname || ':' || indexdef FROM pg_indexes WHERE schemaname = 'public'
 ORDER BY 1, 2
 """
 
@@ -43,15 +55,19 @@ def empty_db(postgres_available: None) -> Iterator[str]:
         drop_test_database(url)
 
 
-def _psql(url: str, path: Path) -> None:
+def _run_psql(url: str, path: Path) -> subprocess.CompletedProcess[str]:
     psql = shutil.which("psql")
     if psql is None:
         pytest.skip("psql is not installed")
-    result = subprocess.run(
+    return subprocess.run(
         [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(url), "-f", str(path)],
         capture_output=True,
         text=True,
     )
+
+
+def _psql(url: str, path: Path) -> None:
+    result = _run_psql(url, path)
     assert result.returncode == 0, result.stderr
 
 
@@ -66,13 +82,19 @@ def _bpm_order(url: str) -> list[str]:
 
 
 def test_psql_one_by_one_twice_then_down(empty_db: str) -> None:
-    """Method 1: each up file with psql twice (re-runnable); downs in reverse leave nothing."""
+    """Method 1: each up file with psql twice in a row (re-runnable), then the re-applicable
+    files once more over the full schema; downs (each twice) in reverse leave nothing."""
     before = _catalogue(empty_db)
-    for _ in range(2):
-        for n in NUMBERS:
-            _psql(empty_db, sql_file(n, "up"))
+    for n in NUMBERS:
+        _psql(empty_db, sql_file(n, "up"))
+        _psql(empty_db, sql_file(n, "up"))
+    head = _catalogue(empty_db)
+    for n in REAPPLICABLE:
+        _psql(empty_db, sql_file(n, "up"))
+    assert _catalogue(empty_db) == head
     assert _bpm_order(empty_db) == ["beatport", "spotify", "acousticbrainz", "mixesdb"]
     for n in reversed(NUMBERS):
+        _psql(empty_db, sql_file(n, "down"))
         _psql(empty_db, sql_file(n, "down"))
     assert _catalogue(empty_db) == before
     for n in NUMBERS:  # and up again works after a full rollback
@@ -81,12 +103,33 @@ def test_psql_one_by_one_twice_then_down(empty_db: str) -> None:
 
 
 def test_psql_concatenated(empty_db: str, tmp_path: Path) -> None:
-    """Method 3: `cat *_up.sql` in name order applies in one psql run, twice."""
+    """Method 3: `cat *_up.sql` in name order applies in one psql run; the concatenated
+    re-applicable files apply again over it."""
     combined = tmp_path / "medallion_all.sql"
     combined.write_text("".join(sql_file(n, "up").read_text() for n in NUMBERS))
     _psql(empty_db, combined)
-    _psql(empty_db, combined)
+    again = tmp_path / "medallion_again.sql"
+    again.write_text("".join(sql_file(n, "up").read_text() for n in REAPPLICABLE))
+    _psql(empty_db, again)
     assert _bpm_order(empty_db)[0] == "beatport"
+
+
+def test_psql_003_over_007_stops_and_changes_nothing(empty_db: str) -> None:
+    """Re-running 003 after 007 fails at its CREATE INDEX on the (now plain) harmonic view and,
+    with ON_ERROR_STOP, before its CREATE OR REPLACE of the refresh function: nothing changes."""
+    for n in NUMBERS:
+        _psql(empty_db, sql_file(n, "up"))
+    head = _catalogue(empty_db)
+    result = _run_psql(empty_db, sql_file(3, "up"))
+    assert result.returncode != 0
+    assert 'cannot create index on relation "gold_harmonic_mixing_recommendations"' in (
+        result.stderr
+    )
+    assert _catalogue(empty_db) == head
+    _psql(empty_db, sql_file(7, "down"))  # the documented way back: 007 down, then 003 applies
+    _psql(empty_db, sql_file(3, "up"))
+    _psql(empty_db, sql_file(7, "up"))
+    assert _catalogue(empty_db) == head
 
 
 def test_alembic_round_trip_restores_catalogue(empty_db: str) -> None:
@@ -102,3 +145,27 @@ def test_alembic_round_trip_restores_catalogue(empty_db: str) -> None:
     assert after == before
     upgrade(empty_db)
     assert _bpm_order(empty_db)[:2] == ["beatport", "spotify"]
+
+
+def _harmonic_relkind(url: str) -> str:
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute(
+            "SELECT relkind::text FROM pg_class"
+            " WHERE oid = to_regclass('gold_harmonic_mixing_recommendations')"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_alembic_007_down_restores_the_materialised_view(empty_db: str) -> None:
+    """0007 makes the harmonic recommendations a plain view; downgrading to 0006 restores
+    exactly 006's catalogue (materialised view, its indexes, definitions, refresh function)."""
+    upgrade(empty_db, "0006")
+    at_006 = _catalogue(empty_db)
+    assert _harmonic_relkind(empty_db) == "m"
+    upgrade(empty_db)
+    assert _harmonic_relkind(empty_db) == "v"
+    downgrade(empty_db, "0006")
+    assert _catalogue(empty_db) == at_006
+    upgrade(empty_db)
+    assert _harmonic_relkind(empty_db) == "v"

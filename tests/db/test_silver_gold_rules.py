@@ -1,13 +1,21 @@
-"""Silver/gold constraints, identity keys, and the gold materialised views."""
+"""Silver/gold constraints, identity keys, and the gold views (materialised and on read)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
+from db.migrate import sql_file
 from tests.db._helpers import expect_db_error, insert_silver_track, scalar
 
 pytestmark = pytest.mark.db
+
+_VIEW = "gold_harmonic_mixing_recommendations"
 
 
 def test_silver_key_is_normalised_to_camelot(db_connection: Connection) -> None:
@@ -153,36 +161,28 @@ def _gold(conn: Connection, artist: str, key: str, bpm: float, energy: float = 0
 
 
 def test_harmonic_recommendations(db_connection: Connection) -> None:
-    """Same key ranks first; half-time and adjacent keys count; wrong keys/tempos never do."""
+    """Same key ranks first; half-time and adjacent keys count; wrong keys/tempos never do.
+    Computed on read: no refresh between the inserts and the query."""
     src = _gold(db_connection, "src", "8A", 128)
     same = _gold(db_connection, "same", "8A", 127)
     adjacent = _gold(db_connection, "adjacent", "9A", 128)
     half = _gold(db_connection, "half", "8B", 64.5)
     _gold(db_connection, "clash", "3B", 128)
     _gold(db_connection, "too_fast", "8A", 140)
-    db_connection.execute(text("SELECT refresh_gold_materialized_views()"))
-    rows = db_connection.execute(
-        text(
-            "SELECT recommended_track_id::text, key_relation, tempo_relation, rank"
-            " FROM gold_harmonic_mixing_recommendations WHERE source_track_id = :s ORDER BY rank"
-        ),
-        {"s": src},
-    ).all()
-    got = [(r[0], r[1], r[2]) for r in rows]
-    assert got[0] == (same, "same", "same")
-    assert set(got) == {
+    got = _suggestions(db_connection, src)
+    assert got[0] == (same, "same", "same", 1)
+    assert {g[:3] for g in got} == {
         (same, "same", "same"),
         (adjacent, "adjacent", "same"),
         (half, "relative", "half"),
     }
-    assert [r[3] for r in rows] == [1, 2, 3]
+    assert [g[3] for g in got] == [1, 2, 3]
 
 
 def test_harmonic_keeps_best_ten(db_connection: Connection) -> None:
     """No track gets more than 10 recommendations, however many candidates match."""
     for i in range(15):
         _gold(db_connection, f"t{i}", "5A", 124 + i * 0.1)
-    db_connection.execute(text("SELECT refresh_gold_materialized_views()"))
     most = scalar(
         db_connection,
         "SELECT max(c) FROM (SELECT count(*) c FROM gold_harmonic_mixing_recommendations"
@@ -191,16 +191,196 @@ def test_harmonic_keeps_best_ten(db_connection: Connection) -> None:
     assert most == 10
 
 
-def test_harmonic_view_probes_the_key_bpm_index(db_connection: Connection) -> None:
-    """The view's plan probes ix_gold_track_analytics_key_bpm (no nested full scans)."""
-    db_connection.execute(text("SET LOCAL enable_seqscan = off"))
+def _suggestions(conn: Connection, source: str) -> list[tuple[str, str, str, int]]:
+    rows = conn.execute(
+        text(
+            "SELECT recommended_track_id::text, key_relation, tempo_relation, rank"
+            " FROM gold_harmonic_mixing_recommendations WHERE source_track_id = :s ORDER BY rank"
+        ),
+        {"s": source},
+    ).all()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def test_harmonic_view_is_current_after_every_gold_upsert(db_connection: Connection) -> None:
+    """Inserts, updates and deletes of gold tracks show at once, without any refresh; the
+    refresh function still refreshes the two materialised views and leaves this one alone."""
+    src = _gold(db_connection, "src", "8A", 128)
+    assert _suggestions(db_connection, src) == []
+    near = _gold(db_connection, "near", "8A", 127)
+    assert _suggestions(db_connection, src) == [(near, "same", "same", 1)]
+    far = _gold(db_connection, "far", "2B", 128)
+    assert [s[0] for s in _suggestions(db_connection, src)] == [near]
+    db_connection.execute(
+        text("UPDATE gold_track_analytics SET key = '9A' WHERE id = :i"), {"i": far}
+    )
+    assert _suggestions(db_connection, src) == [
+        (near, "same", "same", 1),
+        (far, "adjacent", "same", 2),
+    ]
+    db_connection.execute(
+        text("UPDATE gold_track_analytics SET bpm = 150 WHERE id = :i"), {"i": near}
+    )
+    assert _suggestions(db_connection, src) == [(far, "adjacent", "same", 1)]
+    db_connection.execute(text("DELETE FROM gold_track_analytics WHERE id = :i"), {"i": far})
+    assert _suggestions(db_connection, src) == []
+    db_connection.execute(
+        text("UPDATE gold_track_analytics SET bpm = NULL WHERE id = :i"), {"i": src}
+    )
+    assert (
+        scalar(
+            db_connection,
+            "SELECT count(*) FROM gold_harmonic_mixing_recommendations WHERE source_track_id = :s",
+            s=src,
+        )
+        == 0
+    )
+    db_connection.execute(text("SELECT refresh_gold_materialized_views()"))
     definition = scalar(
         db_connection,
-        "SELECT definition FROM pg_matviews WHERE matviewname = :n",
-        n="gold_harmonic_mixing_recommendations",
+        "SELECT prosrc FROM pg_proc WHERE proname = 'refresh_gold_materialized_views'",
     )
-    plan = "\n".join(r[0] for r in db_connection.execute(text(f"EXPLAIN {definition}")))
-    assert "ix_gold_track_analytics_key_bpm" in plan
+    assert "gold_top_tracks_by_genre" in definition
+    assert "gold_artist_collaboration_network" in definition
+    assert "harmonic" not in definition
+
+
+# Gold tracks with pairwise distinct BPMs (x = 37g mod 1200 is distinct for g <= 1200), so the
+# "nearest 5 BPMs" cut never falls on a tie: 70% house 118-130, 20% half time 52-64, 10% double
+# time 236-248; 24 Camelot keys; a few without key, BPM or energy.
+_BULK_GOLD = """
+WITH s AS (
+    INSERT INTO silver_enriched_tracks (artist_name, track_title)
+    SELECT 'bulk ' || g, 'title ' || g FROM generate_series(1, :n) g
+    RETURNING id, artist_name
+)
+INSERT INTO gold_track_analytics (silver_track_id, full_track_name, artist_name, key, bpm,
+                                  energy)
+SELECT s.id, s.artist_name, s.artist_name,
+       CASE WHEN g % 50 = 0 THEN NULL
+            ELSE (g % 12 + 1)::text || CASE WHEN g / 12 % 2 = 0 THEN 'A' ELSE 'B' END END,
+       CASE WHEN g % 45 = 0 THEN NULL
+            ELSE (CASE WHEN g % 10 < 7 THEN 118 WHEN g % 10 < 9 THEN 52 ELSE 236 END)
+                 + ((g * 37) % 1200) / 100.0 END,
+       CASE WHEN g % 9 = 0 THEN NULL ELSE ((g * 13) % 100) / 100.0 END
+FROM (SELECT id, artist_name, substr(artist_name, 6)::int AS g FROM s) s
+"""
+
+
+def _bulk_gold(conn: Connection, n: int) -> None:
+    conn.execute(text(_BULK_GOLD), {"n": n})
+    conn.execute(text("ANALYZE gold_track_analytics"))
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+def test_harmonic_view_computes_only_the_asked_track(db_connection: Connection) -> None:
+    """A plain view, not materialised: `WHERE source_track_id = X` fetches that one gold row by
+    primary key and computes its suggestions once, never every track's."""
+    assert scalar(db_connection, "SELECT count(*) FROM pg_views WHERE viewname = :n", n=_VIEW) == 1
+    assert (
+        scalar(db_connection, "SELECT count(*) FROM pg_matviews WHERE matviewname = :n", n=_VIEW)
+        == 0
+    )
+    _bulk_gold(db_connection, 3000)
+    src = scalar(db_connection, "SELECT id FROM gold_track_analytics WHERE key = '8A' LIMIT 1")
+    assert src is not None
+    explain = scalar(
+        db_connection,
+        f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM {_VIEW} WHERE source_track_id = :s"
+        " ORDER BY rank",
+        s=src,
+    )
+    nodes = list(_plan_nodes(explain[0]["Plan"]))
+    gold_scans = [n for n in nodes if n.get("Relation Name") == "gold_track_analytics"]
+    assert [(n["Node Type"], n["Index Name"], n["Actual Rows"]) for n in gold_scans] == [
+        ("Index Scan", "pk_gold_track_analytics", 1)
+    ]
+    calls = [n for n in nodes if n.get("Function Name") == "harmonic_recommendations_for"]
+    assert [(n["Actual Loops"], n["Actual Rows"]) for n in calls] == [(1, 10)]
+
+
+def test_harmonic_probes_are_ordered_index_scans(db_connection: Connection) -> None:
+    """Inside harmonic_recommendations_for, each compatible key x tempo band is an ordered probe
+    of ix_gold_track_analytics_key_bpm with LIMIT (bitmap scans off, JIT off: the settings live
+    on the function, since a view cannot carry them). The nested plan is read with auto_explain."""
+    config = scalar(
+        db_connection,
+        "SELECT proconfig FROM pg_proc WHERE proname = 'harmonic_recommendations_for'",
+    )
+    assert set(config) == {"enable_bitmapscan=off", "jit=off"}
+    _bulk_gold(db_connection, 3000)
+    src = scalar(db_connection, "SELECT id FROM gold_track_analytics WHERE key = '8A' LIMIT 1")
+    assert src is not None
+    savepoint = db_connection.begin_nested()
+    try:
+        db_connection.execute(text("LOAD 'auto_explain'"))
+    except DBAPIError as exc:  # not a superuser: the library cannot be loaded
+        savepoint.rollback()
+        pytest.skip(f"auto_explain cannot be loaded: {exc.orig}")
+    savepoint.commit()
+    for setting in (
+        "auto_explain.log_min_duration = 0",
+        "auto_explain.log_nested_statements = on",
+        "auto_explain.log_level = notice",
+        "client_min_messages = notice",
+    ):
+        db_connection.execute(text(f"SET LOCAL {setting}"))
+    raw = db_connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    notices: list[str] = []
+
+    def collect(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(diag.message_primary or "")
+
+    raw.add_notice_handler(collect)
+    try:
+        db_connection.execute(
+            text(f"SELECT * FROM {_VIEW} WHERE source_track_id = :s"), {"s": src}
+        ).all()
+    finally:
+        raw.remove_notice_handler(collect)
+        db_connection.execute(text("SET LOCAL auto_explain.log_min_duration = -1"))
+    inner = [n for n in notices if "calculate_compatible_keys" in n]
+    assert len(inner) == 1, notices
+    plan = inner[0]
+    assert "Index Scan using ix_gold_track_analytics_key_bpm" in plan
+    assert "Index Scan Backward using ix_gold_track_analytics_key_bpm" in plan
+    assert "Bitmap" not in plan
+    assert "Seq Scan" not in plan
+
+
+def test_harmonic_view_matches_the_003_materialised_view(db_connection: Connection) -> None:
+    """Same columns, types and rows as the materialised view of 003, which 007's down file
+    restores (run here inside the test's rolled-back transaction)."""
+    _bulk_gold(db_connection, 600)
+    columns = """
+        SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+        WHERE attrelid = to_regclass(:n) AND attnum > 0 AND NOT attisdropped ORDER BY attnum"""
+    on_read_columns = db_connection.execute(text(columns), {"n": _VIEW}).all()
+    db_connection.execute(
+        text(f"CREATE TEMP TABLE harmonic_on_read ON COMMIT DROP AS SELECT * FROM {_VIEW}")
+    )
+    raw = db_connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    raw.execute(sql_file(7, "down").read_text(encoding="utf-8"))
+    assert (
+        scalar(db_connection, "SELECT count(*) FROM pg_matviews WHERE matviewname = :n", n=_VIEW)
+        == 1
+    )
+    assert db_connection.execute(text(columns), {"n": _VIEW}).all() == on_read_columns
+    assert len(on_read_columns) == 13
+    total = scalar(db_connection, "SELECT count(*) FROM harmonic_on_read")
+    assert total == scalar(db_connection, f"SELECT count(*) FROM {_VIEW}")
+    assert total > 5000  # most of the 600 tracks have a full top 10
+    for a, b in (("harmonic_on_read", _VIEW), (_VIEW, "harmonic_on_read")):
+        assert (
+            scalar(db_connection, f"SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) d") == 0
+        )
 
 
 def test_collaboration_network_pairs_playlist_artists(db_connection: Connection) -> None:
