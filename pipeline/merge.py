@@ -11,16 +11,18 @@ twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import is_unidentified, job_outcomes, to_jsonb
+from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
 from pipeline.matching import identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
@@ -28,7 +30,9 @@ from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
 
-__all__ = ["TRACK_COLUMNS", "MergeResult", "merge_job", "upsert_artist"]
+__all__ = ["TRACK_COLUMNS", "MergeResult", "merge_job", "merge_jobs", "upsert_artist"]
+
+log = logging.getLogger("songnodes.merge")
 
 #: Waterfall fields stored as silver columns; any other field goes to enrichment_metadata.extra.
 TRACK_COLUMNS = (
@@ -196,44 +200,52 @@ def _existing_confidence(session: Session, silver_id: Any) -> dict[str, float | 
     return {r[0]: (None if r[1] is None else float(r[1])) for r in rows}
 
 
-def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -> MergeResult:
-    """Merge one job into silver (see module docstring). ``override_fields``: a replay's
-    chosen fields replace the current values even when less confident."""
-    job = session.execute(
-        text("""SELECT j.id, j.run_id, j.bronze_track_id, j.status, j.fields, j.silver_track_id,
-                       b.source, b.artist_name, b.track_title, b.raw_json, b.playlist_id
-                FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-                WHERE j.id = :id FOR NO KEY UPDATE OF j"""),
-        {"id": job_id},
-    ).first()
-    if job is None:
-        return MergeResult()
-    result = MergeResult(bronze_playlist_ids=[str(job.playlist_id)] if job.playlist_id else [])
-    if job.status == "merged":
-        result.silver_track_id = str(job.silver_track_id) if job.silver_track_id else None
-        result.already_merged = True
-        return result
-    run_id, bronze_id = str(job.run_id), str(job.bronze_track_id)
-    if is_unidentified(job.artist_name, job.track_title):
-        session.execute(
-            text(
-                "UPDATE enrichment_jobs SET status = 'merged', merged_at = now(), "
-                "updated_at = now() WHERE id = :id"
-            ),
-            {"id": job_id},
-        )
-        result.run_finished = finish_run_if_done(session, run_id)
-        return result
+@dataclass
+class _Prepared:
+    """A job's merge decided in memory (winners, values, lock keys), before any write."""
 
+    job: Any
+    run_id: str
+    bronze_id: str
+    plan: Any
+    outcomes: list[Outcome]
+    winners: dict[str, Winner]
+    values: dict[str, Any]
+    confidences: dict[str, float | None]
+    metadata: dict[str, Any]
+    warnings: list[dict[str, str]]
+    rules: dict[str, dict[str, Any]]
+    ikey: str
+    artist_names: list[str]
+
+    def lock_keys(self) -> list[str]:
+        keys = [f"track:{self.ikey}"]
+        keys += [f"{col}:{self.values[col]}" for col in IDENTITY_IDS if self.values.get(col)]
+        keys += [f"artist:{normalise_name(n) or n.casefold()}" for n in self.artist_names]
+        return keys
+
+
+_JOBS_SQL = text(
+    """SELECT j.id::text AS id, j.run_id, j.bronze_track_id, j.status, j.fields,
+              j.silver_track_id, b.source, b.artist_name, b.track_title, b.raw_json,
+              b.playlist_id
+       FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
+       WHERE j.id = ANY(CAST(:ids AS uuid[]))
+       ORDER BY j.id
+       FOR NO KEY UPDATE OF j"""
+)
+
+
+def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
+    """Pick every field's winner and the values to write (no database writes)."""
+    run_id, bronze_id = str(job.run_id), str(job.bronze_track_id)
     plan = load_plan(session, run_id)
-    outcomes = job_outcomes(session, run_id, bronze_id)
     wanted = set(job.fields) if job.fields else set(plan.rules)
     winners = {
         f: w
         for f, rule in plan.rules.items()
         if f in wanted and (w := pick_winner(rule, outcomes)) is not None
     }
-
     values: dict[str, Any] = {}
     confidences: dict[str, float | None] = {}
     metadata: dict[str, Any] = {"run_id": run_id, "extra": {}, "winners": {}}
@@ -272,15 +284,110 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
                 "fallback": True,
                 "config_run_id": run_id,
             }
+    return _Prepared(
+        job=job,
+        run_id=run_id,
+        bronze_id=bronze_id,
+        plan=plan,
+        outcomes=outcomes,
+        winners=winners,
+        values=values,
+        confidences=confidences,
+        metadata=metadata,
+        warnings=warnings,
+        rules=rules,
+        ikey=identity_key(values["artist_name"], values["track_title"]),
+        artist_names=split_artists(values["artist_name"]) or [values["artist_name"]],
+    )
 
-    ikey = identity_key(values["artist_name"], values["track_title"])
-    _lock(session, f"track:{ikey}")
-    for col in IDENTITY_IDS:
-        if values.get(col):
-            _lock(session, f"{col}:{values[col]}")
-    existing = _find_silver(session, values, ikey)
+
+def merge_jobs(
+    session: Session, job_ids: Sequence[str], *, override_fields: bool = False
+) -> list[MergeResult]:
+    """Merge a batch of jobs into silver in one transaction (see module docstring).
+
+    Reads (jobs, outcomes) are one query each for the whole batch; winners are decided in
+    memory; then every advisory lock the batch needs (track identity, provider ids, credited
+    artists) is taken in ONE statement in one global order, so concurrent batches can never
+    deadlock on each other, and the writes follow. Each job writes inside its own savepoint: a
+    job that cannot be merged is marked ``failed`` with its error and the others go on.
+    ``override_fields``: a replay's chosen fields replace the current values even when less
+    confident. Results come back in ``job_ids`` order.
+    """
+    ids = list(dict.fromkeys(str(j) for j in job_ids))
+    if not ids:
+        return []
+    jobs = {r.id: r for r in session.execute(_JOBS_SQL, {"ids": ids})}
+    results: dict[str, MergeResult] = {}
+    todo: list[Any] = []
+    unidentified: list[str] = []
+    for job in jobs.values():
+        result = MergeResult(bronze_playlist_ids=[str(job.playlist_id)] if job.playlist_id else [])
+        results[job.id] = result
+        if job.status == "merged":
+            result.silver_track_id = str(job.silver_track_id) if job.silver_track_id else None
+            result.already_merged = True
+        elif is_unidentified(job.artist_name, job.track_title):
+            unidentified.append(job.id)
+        else:
+            todo.append(job)
+    known = outcomes_by_job(session, [(str(j.run_id), str(j.bronze_track_id)) for j in todo])
+    prepared = [
+        _prepare(session, j, known.get((str(j.run_id), str(j.bronze_track_id)), [])) for j in todo
+    ]
+    keys = sorted({k for p in prepared for k in p.lock_keys()})
+    if keys:
+        session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                "FROM unnest(CAST(:keys AS text[])) AS k"
+            ),
+            {"keys": keys},
+        )
+    for p in prepared:
+        try:
+            with session.begin_nested():
+                results[p.job.id].silver_track_id = _write_merge(session, p, override_fields)
+        except OperationalError:
+            raise  # deadlock, lost connection: the whole batch is retried
+        except Exception as exc:
+            log.exception("merge of job %s failed", p.job.id)
+            session.execute(
+                text(
+                    "UPDATE enrichment_jobs SET status = 'failed', last_error = :e, "
+                    "updated_at = now() WHERE id = :id"
+                ),
+                {"e": f"merge failed: {type(exc).__name__}: {exc}"[:2000], "id": p.job.id},
+            )
+    if unidentified:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merged', merged_at = now(), "
+                "updated_at = now() WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": unidentified},
+        )
+    # Once per run, last: the run row lock is then held only until this batch commits.
+    for run_id in sorted({str(j.run_id) for j in jobs.values() if j.status != "merged"}):
+        if finish_run_if_done(session, run_id):
+            for job in jobs.values():
+                if str(job.run_id) == run_id:
+                    results[job.id].run_finished = True
+    return [results.get(i, MergeResult()) for i in ids]
+
+
+def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -> MergeResult:
+    """Merge one job into silver (see :func:`merge_jobs`)."""
+    return merge_jobs(session, [job_id], override_fields=override_fields)[0]
+
+
+def _write_merge(session: Session, p: _Prepared, override_fields: bool) -> str:
+    """Write one prepared job: silver track, quality, provenance, artists; returns the silver id.
+    The caller already holds every advisory lock this needs."""
+    values, confidences, warnings = p.values, p.confidences, p.warnings
+    existing = _find_silver(session, values, p.ikey)
     silver_id = _write_silver(
-        session, existing, values, confidences, ikey, bronze_id, override_fields, warnings
+        session, existing, values, confidences, p.ikey, p.bronze_id, override_fields, warnings
     )
     final = (
         session.execute(
@@ -296,8 +403,8 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
     quality = assess(
         current,
         all_conf,
-        plan.required_fields(),
-        [f for f in plan.rules if f not in plan.required_fields()],
+        p.plan.required_fields(),
+        [f for f in p.plan.rules if f not in p.plan.required_fields()],
         warnings,
     )
     session.execute(
@@ -313,19 +420,16 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
             "status": quality.status,
             "errors": to_jsonb(quality.errors),
             "warnings": to_jsonb(warnings),
-            "meta": to_jsonb(metadata),
+            "meta": to_jsonb(p.metadata),
             "conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
-            "run": run_id,
+            "run": p.run_id,
             "id": silver_id,
         },
     )
-    _write_provenance(session, silver_id, job, values, confidences, winners, outcomes, rules)
-    artist_names = split_artists(values["artist_name"]) or [values["artist_name"]]
-    # Lock every credited artist in one global order first: two merges crediting "P & Q" and
-    # "Q & P" would otherwise take the per-artist locks in opposite orders and deadlock.
-    for norm in sorted({normalise_name(n) or n.casefold() for n in artist_names}):
-        _lock(session, f"artist:{norm}")
-    for position, name in enumerate(artist_names):
+    _write_provenance(
+        session, silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules
+    )
+    for position, name in enumerate(p.artist_names):
         artist_id = upsert_artist(session, name)
         session.execute(
             text(
@@ -339,11 +443,9 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
             "UPDATE enrichment_jobs SET status = 'merged', silver_track_id = :s, merged_at = now(),"
             " updated_at = now() WHERE id = :id"
         ),
-        {"s": silver_id, "id": job_id},
+        {"s": silver_id, "id": p.job.id},
     )
-    result.silver_track_id = silver_id
-    result.run_finished = finish_run_if_done(session, run_id)
-    return result
+    return silver_id
 
 
 def _insert_silver(session: Session, params: dict[str, Any], ikey: str, bronze_id: str) -> str:

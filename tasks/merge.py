@@ -6,7 +6,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db.engine import session_scope
-from pipeline.merge import merge_job
+from pipeline.merge import merge_jobs as merge_batch
 from tasks.app import app
 
 __all__ = ["merge_jobs"]
@@ -22,14 +22,14 @@ log = get_task_logger(__name__)
     max_retries=8,
 )
 def merge_jobs(job_ids: list[str]) -> dict[str, int]:
-    """Merge each job (one transaction each; a merged job is skipped on redelivery)."""
+    """Merge a batch of jobs in one transaction (a merged job is skipped on redelivery)."""
     from tasks.gold import merge_playlist_task, update_tracks
 
     silver_ids: list[str] = []
     playlists: set[str] = set()
-    for job_id in job_ids:
-        with session_scope() as session:
-            result = merge_job(session, job_id)
+    with session_scope() as session:
+        results = merge_batch(session, job_ids)
+    for result in results:
         # Already-merged jobs (a redelivered or retried batch) are sent to gold again too: the
         # first attempt may have merged them and then failed before it enqueued their gold
         # upsert, which is idempotent.

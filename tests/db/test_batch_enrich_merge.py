@@ -1,0 +1,162 @@
+"""Batched lookup recording and batched merges on real PostgreSQL (each test rolled back).
+
+The lookup task records a whole message (up to 20 jobs) with ``record_outcomes`` and the merge
+task merges a whole batch with ``merge_jobs``: these tests pin what batching must not change
+(redelivery adds nothing, one bad job does not sink the others, exact per-field counts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_outcomes
+from pipeline.merge import merge_jobs
+from pipeline.runs import start_run
+from providers.contract import FieldValue, LookupResult, RawResponse
+
+
+def _bronze(session: Session, artist: str, title: str) -> str:
+    return str(
+        session.execute(
+            text(
+                "INSERT INTO bronze_scraped_tracks (source, source_url, scraper_version, raw_json,"
+                " artist_name, track_title) VALUES ('mixesdb', :url, 't-1', CAST(:raw AS jsonb),"
+                " :a, :t) RETURNING id"
+            ),
+            {"url": f"https://example.test/{uuid.uuid4()}", "raw": "{}", "a": artist, "t": title},
+        ).scalar_one()
+    )
+
+
+def _answer(provider: str, fields: list[str], bpm: float) -> LookupResult:
+    values = {"bpm": FieldValue("bpm", bpm, 0.99, {"bpm": bpm})} if "bpm" in fields else {}
+    return LookupResult(
+        provider,
+        "found",
+        values=values,
+        responses=[RawResponse("GET https://api.test/x", {"q": "x"}, 200, {"bpm": bpm}, 1.0)],
+    )
+
+
+def test_record_outcomes_records_a_batch_once_and_advances_every_job(db_session: Session) -> None:
+    """Round one of three jobs, recorded provider by provider as batches (one job listed twice):
+    one response and one transformation per asked field per job; recording a batch again (a
+    redelivered message) adds nothing; once the round's last provider is recorded, every job
+    moves on (next round or merge), and not before."""
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    bronzes = [_bronze(db_session, f"Batch {tag}", f"Track {i}") for i in range(3)]
+    nxt = create_jobs(db_session, run, bronzes)
+    rounds = sorted(nxt.lookups.items())
+    assert all(len(jobs) == 3 for _, jobs in rounds)
+    expected_fields = 0
+    moved_on: list[set[str]] = []
+    for provider, job_ids in rounds:
+        inputs = lookup_inputs(db_session, job_ids, provider)
+        assert [li.bronze_id for li in inputs] == bronzes  # message order kept
+        expected_fields += sum(len(li.fields) for li in inputs)
+        outcomes = [LookupOutcome(li, result=_answer(provider, li.fields, 124.0)) for li in inputs]
+        step = record_outcomes(db_session, [*outcomes, outcomes[0]], attempts=1)
+        assert not record_outcomes(db_session, outcomes, attempts=1)  # redelivery: no-op
+        assert lookup_inputs(db_session, job_ids, provider) == []
+        moved_on.append(set(step.merges) | {j for js in step.lookups.values() for j in js})
+
+    counts = db_session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM bronze_api_enrichments WHERE run_id = :r),"
+            " (SELECT count(*) FROM enrichment_transformations WHERE run_id = :r),"
+            " (SELECT count(*) FROM enrichment_lookups l JOIN enrichment_jobs j"
+            "   ON j.id = l.job_id WHERE j.run_id = :r AND l.status = 'found')"
+        ),
+        {"r": run},
+    ).one()
+    assert tuple(counts) == (3 * len(rounds), expected_fields, 3 * len(rounds))
+    assert all(not s for s in moved_on[:-1])
+    assert moved_on[-1] == set(rounds[0][1])
+
+
+def test_record_outcomes_divides_a_failed_lookups_cost_across_fields(db_session: Session) -> None:
+    """A given-up lookup that made two paid calls costs 2 x price in total, not per field."""
+    run = str(start_run(db_session, "manual", "test"))
+    bronze = _bronze(db_session, f"Cost {uuid.uuid4().hex[:6]}", "Paid Twice")
+    nxt = create_jobs(db_session, run, [bronze])
+    provider, job_ids = sorted(nxt.lookups.items())[0]
+    (li,) = lookup_inputs(db_session, job_ids, provider)
+    li = type(li)(**{**li.__dict__, "cost_per_call": Decimal("0.01")})
+    calls = [RawResponse("GET https://api.test/x", {}, 503, {}, 1.0)] * 2
+    record_outcomes(db_session, [LookupOutcome(li, error="gave up", responses=calls)], attempts=3)
+    total, per_lookup = db_session.execute(
+        text(
+            "SELECT (SELECT sum(api_cost_usd) FROM enrichment_transformations WHERE run_id = :r),"
+            " (SELECT cost_usd FROM enrichment_lookups WHERE job_id = :j AND provider = :p)"
+        ),
+        {"r": run, "j": job_ids[0], "p": provider},
+    ).one()
+    assert per_lookup == Decimal("0.02")
+    assert abs(total - Decimal("0.02")) < Decimal("0.00001")
+
+
+def _merging_job(session: Session, run: str, bronze: str, bpm: float) -> str:
+    job = str(
+        session.execute(
+            text(
+                "INSERT INTO enrichment_jobs (run_id, bronze_track_id, status, fields) "
+                "VALUES (:r, :b, 'merging', ARRAY['bpm', 'artist_name', 'track_title']) "
+                "RETURNING id"
+            ),
+            {"r": run, "b": bronze},
+        ).scalar_one()
+    )
+    session.execute(
+        text(
+            "INSERT INTO enrichment_transformations (run_id, bronze_id, transformation_type,"
+            " metadata_field, provider_used, provider_confidence, output_value, success)"
+            " VALUES (:r, :b, 'enrichment', 'bpm', 'beatport', 0.99, CAST(:v AS jsonb), true)"
+        ),
+        {"r": run, "b": bronze, "v": str(bpm)},
+    )
+    return job
+
+
+def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Session) -> None:
+    """Three jobs in one batch: the one whose BPM the silver CHECK refuses ends ``failed`` with
+    the reason; the other two are merged with their values; the run closes."""
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    good = [
+        _merging_job(db_session, run, _bronze(db_session, f"Good {tag}", f"T{i}"), 120.0 + i)
+        for i in range(2)
+    ]
+    bad = _merging_job(db_session, run, _bronze(db_session, f"Bad {tag}", "Too Fast"), 5000.0)
+
+    results = merge_jobs(db_session, [good[0], bad, good[1]])
+
+    assert [r.silver_track_id is not None for r in results] == [True, False, True]
+    rows = db_session.execute(
+        text(
+            "SELECT j.id::text, j.status, j.last_error, s.bpm FROM enrichment_jobs j"
+            " LEFT JOIN silver_enriched_tracks s ON s.id = j.silver_track_id WHERE j.run_id = :r"
+        ),
+        {"r": run},
+    ).all()
+    by_id = {r[0]: r for r in rows}
+    assert [by_id[g][1] for g in good] == ["merged", "merged"]
+    assert [float(by_id[g][3]) for g in good] == [120.0, 121.0]
+    assert by_id[bad][1] == "failed"
+    assert "merge failed" in by_id[bad][2] and "bpm" in by_id[bad][2]
+    status = db_session.execute(
+        text("SELECT run_status FROM enrichment_pipeline_runs WHERE id = :r"), {"r": run}
+    ).scalar_one()
+    assert status in ("completed", "failed", "partial")
+    assert any(r.run_finished for r in results)
+    # A redelivered batch changes nothing and reports the same silver tracks.
+    again = merge_jobs(db_session, [good[0], good[1]])
+    assert [r.silver_track_id for r in again] == [
+        results[0].silver_track_id,
+        results[2].silver_track_id,
+    ]
+    assert all(r.already_merged for r in again)
