@@ -368,7 +368,9 @@ FROM gold_harmonic_mixing_recommendations WHERE source_track_id = %s ORDER BY ra
 
 
 def gold_part(url: str, rows: int) -> tuple[float, float, float, int]:
-    """(load s, refresh s, harmonic p95 ms, recommendation rows) at ``rows`` gold tracks."""
+    """(load s, refresh s, harmonic p95 ms, recommendation rows of the 100 sampled tracks) at
+    ``rows`` gold tracks. The harmonic view is computed on read (007): counting all of it would
+    compute every track's suggestions, so only the sampled tracks' rows are counted."""
     import random
 
     import psycopg
@@ -380,15 +382,13 @@ def gold_part(url: str, rows: int) -> tuple[float, float, float, int]:
             conn.execute(GOLD_LOAD.replace("{n}", str(int(rows))).encode())
         with Timer() as refresh:
             conn.execute("SELECT refresh_gold_materialized_views()")
-        conn.execute("ANALYZE gold_harmonic_mixing_recommendations")
-        recs = conn.execute("SELECT count(*) FROM gold_harmonic_mixing_recommendations")
-        rec_rows = int(recs.fetchone()[0])  # type: ignore[index]
         ids = [r[0] for r in conn.execute("SELECT id FROM gold_track_analytics")]
         rng = random.Random(7)
         timings = []
+        rec_rows = 0
         for track_id in rng.sample(ids, min(100, len(ids))):
             start = time.perf_counter()
-            conn.execute(HARMONIC_QUERY, (track_id,), prepare=True).fetchall()
+            rec_rows += len(conn.execute(HARMONIC_QUERY, (track_id,), prepare=True).fetchall())
             timings.append((time.perf_counter() - start) * 1000)
     return load.seconds, refresh.seconds, _quantile(sorted(timings), 0.95), rec_rows
 
