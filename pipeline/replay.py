@@ -19,10 +19,11 @@ workers never take the same row. :func:`start_replay`, in the same transaction, 
 * ``target_layer='gold'``: no enrichment; gold rows of the bronze rows' silver tracks are
   re-aggregated.
 
-Jobs are processed by :func:`process_job` (one transaction per job; the tasks layer supplies the
-live lookup function), and :func:`complete_finished` marks rows ``completed``/``failed`` once the
-run is closed, writing a summary under ``error_summary -> 'replay'`` of the run (the queue has no
-summary column).
+Jobs are processed in batches by :func:`process_jobs` (one transaction per batch; stored
+responses of a batch are read in one query; the tasks layer supplies the live lookup function),
+and :func:`complete_finished` marks rows ``completed``/``failed`` once the run is closed,
+writing a summary under ``error_summary -> 'replay'`` of the run (the queue has no summary
+column).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ from sqlalchemy.orm import Session
 from pipeline.enrich import (
     SCRAPER_PROVIDERS,
     LookupInput,
+    LookupOutcome,
     create_jobs,
     job_outcomes,
-    lookup_input,
-    record_failure,
-    record_result,
+    lookup_inputs,
+    record_outcomes,
     to_jsonb,
 )
 from pipeline.merge import (
@@ -55,7 +56,7 @@ from pipeline.merge import (
     MergeResult,
     _column_value,
     _write_provenance,
-    merge_job,
+    merge_jobs,
     reconcile_bpm_reading,
     silver_ids_for_bronze,
     winner_rules,
@@ -75,8 +76,10 @@ __all__ = [
     "fail_row",
     "merge_fields",
     "process_job",
+    "process_jobs",
     "start_replay",
     "stored_lookup",
+    "stored_outcomes",
 ]
 
 LookupFn = Callable[[Session, LookupInput], Any]
@@ -249,45 +252,64 @@ def _start_gold(session: Session, row: QueueRow, run_id: str) -> Started:
     return Started(run_id, "gold", silver_ids=silver_ids)
 
 
-# --- processing one job -----------------------------------------------------------------------
-def process_job(
-    session: Session, job_id: str, lookup: LookupFn, *, partial: bool = False
-) -> MergeResult:
-    """Run every round of a job's lookups with ``lookup`` and merge it (one transaction).
+# --- processing jobs ----------------------------------------------------------------------------
+_PENDING_SQL = text(
+    "SELECT provider, job_id::text FROM enrichment_lookups "
+    "WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' ORDER BY provider, job_id"
+)
 
-    Replays override the current silver values (``override_fields``): re-deriving them is the
-    point of the request. A partial replay writes only its fields (:func:`merge_fields`).
+
+def _ask(session: Session, lookup: LookupFn, li: LookupInput) -> LookupOutcome:
+    """One live (or injected) lookup as an outcome to record; provider errors become failures."""
+    started = time.monotonic()
+    try:
+        result = lookup(session, li)
+    except ProviderError as exc:
+        return LookupOutcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
+    except Exception as exc:  # one provider's bug must not stall the replay
+        return LookupOutcome(li, error=f"internal error: {type(exc).__name__}: {exc}")
+    return LookupOutcome(li, result=result, latency_ms=int((time.monotonic() - started) * 1000))
+
+
+def process_jobs(
+    session: Session,
+    job_ids: list[str],
+    lookup: LookupFn | None = None,
+    *,
+    partial: bool = False,
+) -> list[MergeResult]:
+    """Run every round of a batch of jobs' lookups, then merge them (one transaction).
+
+    ``lookup=None`` is the stored replay: each provider's stored responses for the whole batch
+    are read in one query and re-parsed in memory (:func:`stored_outcomes`); each round is then
+    recorded with one ``record_outcomes`` per provider, and the batch merged with one
+    ``merge_jobs``: a few statements per batch instead of a few dozen per job. Replays
+    override the current silver values (re-deriving them is the point of the request); a
+    partial replay writes only its fields (:func:`merge_fields`).
     """
     for _ in range(20):  # rounds; a waterfall has at most four priorities per field
-        pending = [
-            r[0]
-            for r in session.execute(
-                text(
-                    "SELECT provider FROM enrichment_lookups WHERE job_id = :j "
-                    "AND status = 'pending' ORDER BY provider"
-                ),
-                {"j": job_id},
-            )
-        ]
+        pending: dict[str, list[str]] = {}
+        for provider, job_id in session.execute(_PENDING_SQL, {"ids": job_ids}):
+            pending.setdefault(provider, []).append(job_id)
         if not pending:
             break
-        for provider in pending:
-            li = lookup_input(session, job_id, provider)
-            if li is None:
-                continue
-            started = time.monotonic()
-            try:
-                result = lookup(session, li)
-            except ProviderError as exc:
-                record_failure(session, li, f"{type(exc).__name__}: {exc}", responses=())
-            except Exception as exc:  # one provider's bug must not stall the replay
-                record_failure(session, li, f"internal error: {type(exc).__name__}: {exc}")
+        for provider, jobs in pending.items():
+            inputs = lookup_inputs(session, jobs, provider)
+            if lookup is None:
+                outcomes = stored_outcomes(session, provider, inputs)
             else:
-                ms = int((time.monotonic() - started) * 1000)
-                record_result(session, li, result, attempts=1, latency_ms=ms)
+                outcomes = [_ask(session, lookup, li) for li in inputs]
+            record_outcomes(session, outcomes, attempts=1)
     if partial:
-        return merge_fields(session, job_id)
-    return merge_job(session, job_id, override_fields=True)
+        return [merge_fields(session, job_id) for job_id in job_ids]
+    return merge_jobs(session, job_ids, override_fields=True)
+
+
+def process_job(
+    session: Session, job_id: str, lookup: LookupFn | None = None, *, partial: bool = False
+) -> MergeResult:
+    """One job (see :func:`process_jobs`)."""
+    return process_jobs(session, [job_id], lookup, partial=partial)[0]
 
 
 def merge_fields(session: Session, job_id: str) -> MergeResult:
@@ -321,7 +343,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
         found = silver_ids_for_bronze(session, [job.bronze_track_id])
         silver_id = found[0] if found else None
     if silver_id is None:  # never merged before: a full merge is the only sensible thing
-        return merge_job(session, job_id, override_fields=True)
+        return merge_jobs(session, [job_id], override_fields=True)[0]
     silver_id = str(silver_id)
     run_id = str(job.run_id)
     plan = load_plan(session, run_id)
@@ -481,31 +503,52 @@ _current: contextvars.ContextVar[list[_Stored] | None] = contextvars.ContextVar(
 _TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
 
 
-def _load_stored(session: Session, li: LookupInput) -> list[_Stored]:
-    """The newest stored exchange set of this bronze track + provider (not from this run)."""
+_STORED_SQL = text(
+    """
+    WITH latest AS (
+        SELECT DISTINCT ON (e.bronze_track_id) e.bronze_track_id, e.run_id
+        FROM bronze_api_enrichments e
+        WHERE e.bronze_track_id = ANY(CAST(:bronzes AS uuid[])) AND e.api_provider = :p
+          AND e.run_id IS NOT NULL AND e.run_id <> ALL(CAST(:runs AS uuid[]))
+        ORDER BY e.bronze_track_id, e.fetched_at DESC
+    )
+    SELECT e.bronze_track_id::text AS bronze, e.api_endpoint, e.request_params,
+           e.raw_response, e.response_status
+    FROM bronze_api_enrichments e
+    JOIN latest l ON l.bronze_track_id = e.bronze_track_id AND l.run_id = e.run_id
+    WHERE e.api_provider = :p
+    ORDER BY e.bronze_track_id, e.fetched_at, e.created_at
+    """
+)
+
+
+def _load_stored_many(
+    session: Session, provider: str, inputs: list[LookupInput]
+) -> dict[str, list[_Stored]]:
+    """Per bronze track: the newest stored exchange set of ``provider`` from an earlier run
+    (never the replay run itself), for a whole batch in one query."""
+    out: dict[str, list[_Stored]] = {}
+    if not inputs:
+        return out
     rows = session.execute(
-        text(
-            """
-            SELECT api_endpoint, request_params, raw_response, response_status
-            FROM bronze_api_enrichments
-            WHERE bronze_track_id = :b AND api_provider = :p
-              AND run_id = (SELECT run_id FROM bronze_api_enrichments
-                            WHERE bronze_track_id = :b AND api_provider = :p
-                              AND run_id IS DISTINCT FROM CAST(:run AS uuid)
-                              AND run_id IS NOT NULL
-                            ORDER BY fetched_at DESC LIMIT 1)
-            ORDER BY fetched_at, created_at
-            """
-        ),
-        {"b": li.bronze_id, "p": li.provider, "run": li.run_id},
-    ).all()
-    out = []
+        _STORED_SQL,
+        {
+            "bronzes": sorted({li.bronze_id for li in inputs}),
+            "p": provider,
+            "runs": sorted({li.run_id for li in inputs}),
+        },
+    )
     for r in rows:
         method, _, url = str(r.api_endpoint).partition(" ")
         params = {str(k): str(v) for k, v in (r.request_params or {}).items()}
-        status = int(r.response_status)
-        out.append(_Stored(method, urlsplit(url).path, params, status, r.raw_response))
+        stored = _Stored(method, urlsplit(url).path, params, int(r.response_status), r.raw_response)
+        out.setdefault(r.bronze, []).append(stored)
     return out
+
+
+def _load_stored(session: Session, li: LookupInput) -> list[_Stored]:
+    """The newest stored exchange set of this bronze track + provider (not from this run)."""
+    return _load_stored_many(session, li.provider, [li]).get(li.bronze_id, [])
 
 
 def _params_match(stored: dict[str, str], asked: dict[str, str]) -> bool:
@@ -564,6 +607,9 @@ _providers: dict[str, Any] = {}
 
 def _stored_provider(name: str) -> Any:
     """One provider client per process on the stored transport (no limiter, no breaker)."""
+    found = _providers.get(name)  # lock-free after the first build (read on every lookup)
+    if found is not None:
+        return found
     from pydantic import SecretStr
 
     from providers.base import HttpProvider
@@ -596,18 +642,12 @@ def _stored_provider(name: str) -> Any:
         return provider
 
 
-def stored_lookup(session: Session, li: LookupInput) -> Any:
-    """Answer a lookup from stored raw responses with the provider's own parsing: zero HTTP.
-
-    The result carries no responses, so nothing new is appended to bronze and the lookup
-    counts zero API calls and zero cost.
-    """
+def _parse_stored(session: Session, li: LookupInput, stored: list[_Stored] | None) -> Any:
     if li.provider in SCRAPER_PROVIDERS:
         from pipeline.scraper_providers import ScraperProvider
 
         result = ScraperProvider(li.provider).lookup(session, li.query, li.fields)
     else:
-        stored = _load_stored(session, li)
         if not stored:
             raise NoStoredResponse(f"no stored response for {li.provider}", provider=li.provider)
         token = _current.set(stored)
@@ -617,6 +657,28 @@ def stored_lookup(session: Session, li: LookupInput) -> Any:
             _current.reset(token)
     result.responses = []
     return result
+
+
+def stored_lookup(session: Session, li: LookupInput) -> Any:
+    """Answer a lookup from stored raw responses with the provider's own parsing: zero HTTP.
+
+    The result carries no responses, so nothing new is appended to bronze and the lookup
+    counts zero API calls and zero cost.
+    """
+    stored = None if li.provider in SCRAPER_PROVIDERS else _load_stored(session, li)
+    return _parse_stored(session, li, stored)
+
+
+def stored_outcomes(
+    session: Session, provider: str, inputs: list[LookupInput]
+) -> list[LookupOutcome]:
+    """:func:`stored_lookup` for a batch of one provider's lookups (stored responses read in
+    one query); each failure (nothing stored, a parse error) is that lookup's outcome."""
+    stored = {} if provider in SCRAPER_PROVIDERS else _load_stored_many(session, provider, inputs)
+    return [
+        _ask(session, lambda s, li: _parse_stored(s, li, stored.get(li.bronze_id)), li)
+        for li in inputs
+    ]
 
 
 def snapshot_time(session: Session, run_id: str) -> Any:

@@ -21,9 +21,8 @@ from pipeline.replay import (
     claim_next,
     complete_finished,
     fail_row,
-    process_job,
+    process_jobs,
     start_replay,
-    stored_lookup,
 )
 from tasks.app import app
 
@@ -31,7 +30,8 @@ __all__ = ["drain_replay_queue", "live_lookup", "replay_jobs"]
 
 log = get_task_logger(__name__)
 
-JOB_CHUNK = 20  # small chunks spread one replay over every worker slot
+JOB_CHUNK = 20  # live replay: small chunks spread provider calls over every worker slot
+STORED_CHUNK = 100  # stored replay is database work: bigger batches, fewer statements per job
 MAX_ROWS_PER_DRAIN = 50
 
 
@@ -52,8 +52,9 @@ def _after_commit(started: Started) -> None:
     if started.mode == "gold":
         schedule_refresh()
         return
-    for start in range(0, len(started.job_ids), JOB_CHUNK):
-        chunk = started.job_ids[start : start + JOB_CHUNK]
+    size = STORED_CHUNK if started.mode == "stored" else JOB_CHUNK
+    for start in range(0, len(started.job_ids), size):
+        chunk = started.job_ids[start : start + size]
         replay_jobs.apply_async((started.run_id, chunk, started.mode, started.partial))
 
 
@@ -95,16 +96,14 @@ def drain_replay_queue(max_rows: int = MAX_ROWS_PER_DRAIN) -> dict[str, int]:
     max_retries=5,
 )
 def replay_jobs(run_id: str, job_ids: list[str], mode: str, partial: bool = False) -> int:
-    """Look up (stored or live) and merge each job, one transaction per job; then gold."""
+    """Look up (stored or live) and merge a chunk of jobs in one transaction; then gold."""
     from tasks.gold import update_tracks
 
-    lookup = stored_lookup if mode == "stored" else live_lookup
-    silver_ids: list[str] = []
-    for job_id in job_ids:
-        with session_scope() as session:
-            result = process_job(session, job_id, lookup, partial=partial)
-        if result.silver_track_id and not result.already_merged:
-            silver_ids.append(result.silver_track_id)
+    with session_scope() as session:
+        results = process_jobs(
+            session, job_ids, None if mode == "stored" else live_lookup, partial=partial
+        )
+    silver_ids = [r.silver_track_id for r in results if r.silver_track_id and not r.already_merged]
     if silver_ids:
         update_tracks.delay(sorted(set(silver_ids)))
     with session_scope() as session:
