@@ -176,8 +176,10 @@ def _run(n: int, handle: Any) -> None:
           f"{rate:.1f} tracks/s; requests {statuses}")  # fmt: skip
     print(f"provider calls made by replay: {replay_calls} (must be 0)")
     changed = sorted(k for k in before if before[k] != after.get(k))
-    print(f"silver values identical after replay: {not changed} ({len(changed)} of {len(before)} "
-          "tracks differ)")
+    print(
+        f"silver values identical after replay: {not changed} ({len(changed)} of {len(before)} "
+        "tracks differ)"
+    )
     for key in changed[:5]:
         print(f"  {key}: live {before[key]} -> replay {after.get(key)}")
     if replay_calls:

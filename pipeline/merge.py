@@ -139,8 +139,9 @@ def upsert_artist(
     _lock(session, f"artist:{norm}")
     found = session.execute(
         text(
+            # aliases @> ARRAY[n] (not n = ANY(aliases)): the GIN index of 008 serves it.
             "SELECT id FROM silver_enriched_artists WHERE normalized_name = :n "
-            "OR :n = ANY(coalesce(aliases, '{}')) ORDER BY created_at LIMIT 1"
+            "OR aliases @> ARRAY[CAST(:n AS text)] ORDER BY created_at LIMIT 1"
         ),
         {"n": norm},
     ).scalar_one_or_none()

@@ -114,6 +114,8 @@ class SilverEnrichedArtist(Base):
         _partial_unique("silver_enriched_artists", "spotify_id"),
         _partial_unique("silver_enriched_artists", "musicbrainz_id"),
         Index("ix_silver_enriched_artists_normalized_name", "normalized_name"),
+        # 008: merges find an artist by alias (aliases @> ARRAY[name]) for every credited name.
+        Index("ix_silver_enriched_artists_aliases", "aliases", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
