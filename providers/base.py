@@ -10,8 +10,10 @@ redacted ``RawResponse``, and wraps each logical lookup in the provider's circui
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib.metadata
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -84,6 +86,15 @@ def _failure_for_breaker(exc: ProviderError) -> bool:
     return isinstance(exc, TransientError | MalformedResponse)
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (system-default verification, CA bundle loaded once) for every provider
+    client of the process. httpx builds a new one per client otherwise: ~2 MB and tens of ms
+    each, nine times per worker process (seen in py-spy profiles and worker RSS). Built in
+    the worker's parent before the pool forks (tasks.app), it is shared copy-on-write."""
+    return httpx.create_ssl_context()
+
+
 class HttpProvider(Provider):
     """Base class for providers spoken to over HTTP."""
 
@@ -114,6 +125,7 @@ class HttpProvider(Provider):
             timeout=httpx.Timeout(self.settings.timeout),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
+            verify=shared_ssl_context(),
         )
         self.limiter = limiter or RateLimiter(self.name, self._rate_limit(rate_limit), sleep=sleep)
         self.breaker = breaker or CircuitBreaker(

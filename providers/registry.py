@@ -13,7 +13,13 @@ from providers.contract import Provider
 from providers.ratelimit import RateLimitConfig
 from providers.settings import SETTINGS_CLASSES, ProviderSettings
 
-__all__ = ["ENTRY_POINT_GROUP", "available_providers", "configure_for_sandbox", "get_provider"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "available_providers",
+    "configure_for_sandbox",
+    "get_provider",
+    "load_provider_classes",
+]
 
 ENTRY_POINT_GROUP = "songnodes.providers"
 
@@ -44,6 +50,11 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 def available_providers() -> list[str]:
     """Names of every installed provider, sorted."""
     return sorted(_entry_points())
+
+
+def load_provider_classes() -> list[type]:
+    """Import every installed provider's class (a worker does it once before forking)."""
+    return [ep.load() for ep in _entry_points().values()]
 
 
 def get_provider(

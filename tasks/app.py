@@ -25,6 +25,39 @@ app.conf.include = [
 ]
 
 
+# Modules every pool process imports on its first tasks. Importing them in the parent, before
+# the pool forks, lets the children share those pages copy-on-write instead of each holding its
+# own copy; gc.freeze() keeps the collector from touching (and so copying) the parent's objects.
+PRELOAD = (
+    "providers.registry",
+    "providers.base",
+    "providers.ratelimit",
+    "providers.breaker",
+    "pipeline.enrich",
+    "pipeline.merge",
+    "pipeline.gold",
+    "pipeline.replay",
+    "pipeline.maintenance",
+    "pipeline.scraper_providers",
+    "sqlalchemy.dialects.postgresql.psycopg",
+)
+
+
+@signals.worker_init.connect
+def _preload_before_fork(**_: Any) -> None:
+    import gc
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from providers.base import shared_ssl_context
+    from providers.registry import load_provider_classes
+
+    load_provider_classes()
+    shared_ssl_context()
+    gc.freeze()
+
+
 @signals.worker_process_init.connect
 def _fresh_engine_after_fork(**_: Any) -> None:
     from db.engine import dispose_engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import fakeredis
 import pytest
@@ -131,3 +132,48 @@ def test_breaker_against_failing_then_recovering_sandbox(
         BreakerState.HALF_OPEN,
         BreakerState.CLOSED,
     ]
+
+
+class _CountingStore(MemoryBreakerStore):
+    """The in-memory store, counting how often the shared state is read or written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    def update(self, key: str, fn: Any) -> Any:
+        self.updates += 1
+        return super().update(key, fn)
+
+
+def test_clean_reading_is_trusted_for_the_cache_window_then_reread() -> None:
+    """A healthy provider costs one shared-state read per clean_cache_s, not two per call; a
+    breaker another process opened is seen once the window has passed; failures always reach
+    the shared state."""
+    store = _CountingStore()
+    cfg = BreakerConfig(failure_threshold=2, cooldown_s=30, clean_cache_s=0.2)
+    mine = CircuitBreaker("p", cfg, store=store)
+    other = CircuitBreaker("p", cfg, store=store)
+    for _ in range(50):
+        mine.before_call()
+        mine.record_success()
+    assert store.updates == 1
+    other.record_failure()
+    other.record_failure()  # the shared state is now open
+    assert store.updates == 3
+    mine.before_call()  # still inside the window: trusted, no read
+    assert store.updates == 3
+    time.sleep(0.25)
+    with pytest.raises(CircuitOpen):
+        mine.before_call()
+    mine.record_failure()
+    assert store.updates == 5
+
+
+def test_clean_cache_zero_reads_every_time() -> None:
+    store = _CountingStore()
+    b = CircuitBreaker("p", BreakerConfig(clean_cache_s=0), store=store)
+    for _ in range(3):
+        b.before_call()
+        b.record_success()
+    assert store.updates == 6
