@@ -132,11 +132,18 @@ def _lock(session: Session, key: str) -> None:
 
 
 def upsert_artist(
-    session: Session, name: str, bronze_id: str | None = None, aliases: list[str] | None = None
+    session: Session,
+    name: str,
+    bronze_id: str | None = None,
+    aliases: list[str] | None = None,
+    *,
+    locked: bool = False,
 ) -> str:
-    """One silver artist per normalised name (or alias); returns its id."""
+    """One silver artist per normalised name (or alias); returns its id. ``locked``: the caller
+    already holds this artist's advisory lock (a merge batch takes them all up front)."""
     norm = normalise_name(name) or name.casefold()
-    _lock(session, f"artist:{norm}")
+    if not locked:
+        _lock(session, f"artist:{norm}")
     found = session.execute(
         text(
             # aliases @> ARRAY[n] (not n = ANY(aliases)): the GIN index of 008 serves it.
@@ -146,6 +153,8 @@ def upsert_artist(
         {"n": norm},
     ).scalar_one_or_none()
     alias_norms = sorted({normalise_name(a) for a in aliases or [] if normalise_name(a)} - {norm})
+    if found is not None and bronze_id is None and not alias_norms:
+        return str(found)  # nothing to add (a merge crediting a known artist)
     if found is not None:
         session.execute(
             text("""
@@ -428,8 +437,18 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
     existing = _find_silver(session, values, p.ikey)
     if existing is not None and str(existing.id) in deferred.silver_ids:
         deferred.flush(session)  # an earlier job of this batch fed this track: read its writes
+    # Provenance is written after this (deferred), so one read serves both uses below.
+    known_conf = {} if existing is None else _existing_confidence(session, existing.id)
     silver_id = _write_silver(
-        session, existing, values, confidences, p.ikey, p.bronze_id, override_fields, warnings
+        session,
+        existing,
+        values,
+        confidences,
+        p.ikey,
+        p.bronze_id,
+        override_fields,
+        warnings,
+        known_conf,
     )
     final = (
         session.execute(
@@ -439,9 +458,7 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
         ._mapping
     )
     current = {c: final[c] for c in TRACK_COLUMNS}
-    all_conf = _existing_confidence(session, silver_id) | {
-        k: v for k, v in confidences.items() if k in current
-    }
+    all_conf = known_conf | {k: v for k, v in confidences.items() if k in current}
     quality = assess(
         current,
         all_conf,
@@ -472,7 +489,7 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
         silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules
     )
     links = [
-        {"t": silver_id, "a": upsert_artist(session, name), "p": position}
+        {"t": silver_id, "a": upsert_artist(session, name, locked=True), "p": position}
         for position, name in enumerate(p.artist_names)
     ]
     # Only after every write of this job succeeded (the caller's savepoint may still roll it
@@ -519,6 +536,7 @@ def _write_silver(
     bronze_id: str,
     override: bool,
     warnings: list[dict[str, str]],
+    current_conf: dict[str, float | None],
 ) -> str:
     if existing is None:
         params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
@@ -538,7 +556,6 @@ def _write_silver(
             safe = {c: v for c, v in params.items() if c not in IDENTITY_IDS}
             return _insert_silver(session, safe, ikey, bronze_id)
     silver_id = str(existing.id)
-    current_conf = _existing_confidence(session, silver_id)
     updates: dict[str, Any] = {}
     for col in TRACK_COLUMNS:
         new = values.get(col)
