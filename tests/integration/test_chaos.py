@@ -60,6 +60,20 @@ def _counts(engine: Engine, tag: str) -> Any:
         ).one()
 
 
+def _answered_lookups(engine: Engine, tag: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM enrichment_lookups l JOIN enrichment_jobs j"
+                    " ON j.id = l.job_id JOIN enrichment_pipeline_runs r ON r.id = j.run_id"
+                    " WHERE r.triggered_by = :t AND l.status <> 'pending'"
+                ),
+                {"t": tag},
+            ).scalar_one()
+        )
+
+
 def test_worker_killed_mid_batch_then_restarted(
     chaos_env: dict[str, str], engine: Engine, sandbox: Any, tmp_path: Path
 ) -> None:
@@ -87,7 +101,10 @@ def test_worker_killed_mid_batch_then_restarted(
     try:
         ingest_batch.apply_async((envelopes, tag, "task"))
         wait_for(lambda: _counts(engine, tag).jobs == 20, 60, "jobs to exist")
-        wait_for(lambda: _counts(engine, tag).merged >= 1, 60, "the first merge")
+        # Kill once some lookups are recorded but the slow Spotify batch is still in flight.
+        # (Not "after the first merge": a merge message merges its whole batch in one
+        # transaction, so merged counts jump from 0 to all of them at once.)
+        wait_for(lambda: _answered_lookups(engine, tag) >= 1, 60, "the first recorded lookup")
         first.kill()
     finally:
         first.kill()
