@@ -30,17 +30,13 @@ __all__ = [
     "LookupInput",
     "LookupOutcome",
     "Next",
-    "advance",
     "advance_many",
     "create_jobs",
     "is_unidentified",
     "job_outcomes",
-    "lookup_input",
     "lookup_inputs",
     "outcomes_by_job",
-    "record_failure",
     "record_outcomes",
-    "record_result",
     "to_jsonb",
 ]
 
@@ -284,12 +280,6 @@ def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> li
     return inputs
 
 
-def lookup_input(session: Session, job_id: str, provider: str) -> LookupInput | None:
-    """One pending lookup's inputs, or None when it is already done (redelivered message)."""
-    found = lookup_inputs(session, [job_id], provider)
-    return found[0] if found else None
-
-
 @dataclass
 class LookupOutcome:
     """One lookup's answer (``result``) or why it has none (``error``), ready to record."""
@@ -369,10 +359,11 @@ def _field_error(result: Any, f: str) -> str:
     return "not found" if result.status != "unavailable" else "unavailable"
 
 
-def _transformation_rows(o: LookupOutcome, attempts: int, cost: Decimal) -> list[dict[str, Any]]:
+def _transformation_rows(
+    o: LookupOutcome, responses: Sequence[Any], attempts: int, cost: Decimal
+) -> list[dict[str, Any]]:
     """One row per asked field; the call's cost is divided across them (sums stay exact)."""
     li, result = o.li, o.result
-    responses = result.responses if result is not None else o.responses
     last = responses[-1] if responses and result is not None else None
     share = cost / max(len(li.fields), 1)
     rows = []
@@ -441,7 +432,7 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
         raw = o.result.responses if o.result is not None else o.responses
         cost = li.cost_per_call * len(raw)
         responses += _response_rows(li, raw)
-        transformations += _transformation_rows(o, attempts, cost)
+        transformations += _transformation_rows(o, raw, attempts, cost)
         closes.append(
             {
                 "status": o.result.status if o.result is not None else o.status,
@@ -462,33 +453,6 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
         if rows:
             session.execute(sql, rows)
     return advance_many(session, sorted({job for job, _ in todo}))
-
-
-def record_result(
-    session: Session, li: LookupInput, result: Any, *, attempts: int, latency_ms: int
-) -> Next:
-    """Store one provider answer (raw responses, one transformation per field) and advance."""
-    return record_outcomes(
-        session, [LookupOutcome(li, result=result, latency_ms=latency_ms)], attempts
-    )
-
-
-def record_failure(
-    session: Session,
-    li: LookupInput,
-    error: str,
-    *,
-    status: str = "failed",
-    responses: Sequence[Any] = (),
-    attempts: int = 1,
-) -> Next:
-    """A lookup that gave up (retries exhausted, circuit open, auth): logged, then advance.
-
-    The waterfall moves on to the next priority; provenance shows why this provider did not win.
-    """
-    return record_outcomes(
-        session, [LookupOutcome(li, error=error, status=status, responses=responses)], attempts
-    )
 
 
 _OUTCOMES_SQL = text(
@@ -605,8 +569,3 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
             {"ids": nxt.merges},
         )
     return nxt
-
-
-def advance(session: Session, job_id: str) -> Next:
-    """Fan-in for one job (see :func:`advance_many`)."""
-    return advance_many(session, [job_id])

@@ -30,7 +30,14 @@ from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
 
-__all__ = ["TRACK_COLUMNS", "MergeResult", "merge_job", "merge_jobs", "upsert_artist"]
+__all__ = [
+    "TRACK_COLUMNS",
+    "MergeResult",
+    "merge_job",
+    "merge_jobs",
+    "upsert_artist",
+    "write_merged",
+]
 
 log = logging.getLogger("songnodes.merge")
 
@@ -246,6 +253,21 @@ class _Deferred:
     track_artists: list[dict[str, Any]] = field(default_factory=list)
     merged_jobs: list[dict[str, Any]] = field(default_factory=list)
     silver_ids: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        silver_id: str,
+        job_id: Any,
+        rows: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+        links: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """One merged job: its merge transformations + provenance rows, artist links, status."""
+        merges, provenance = rows
+        self.merges += merges
+        self.provenance += provenance
+        self.track_artists += links
+        self.merged_jobs.append({"s": silver_id, "id": job_id})
+        self.silver_ids.add(silver_id)
 
     def flush(self, session: Session) -> None:
         for sql, rows in (
@@ -485,20 +507,14 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
             "id": silver_id,
         },
     )
-    merges, provenance = _provenance_rows(
-        silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules
-    )
+    rows = _provenance_rows(silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules)
     links = [
         {"t": silver_id, "a": upsert_artist(session, name, locked=True), "p": position}
         for position, name in enumerate(p.artist_names)
     ]
     # Only after every write of this job succeeded (the caller's savepoint may still roll it
     # back on an exception above, and then nothing of it may be flushed).
-    deferred.merges += merges
-    deferred.provenance += provenance
-    deferred.track_artists += links
-    deferred.merged_jobs.append({"s": silver_id, "id": p.job.id})
-    deferred.silver_ids.add(silver_id)
+    deferred.add(silver_id, p.job.id, rows, links)
     return silver_id
 
 
@@ -631,7 +647,7 @@ _PROVENANCE_SQL = text("""
         updated_at = now()""")
 
 
-def _write_provenance(
+def write_merged(
     session: Session,
     silver_id: str,
     job: Any,
@@ -641,14 +657,12 @@ def _write_provenance(
     outcomes: list[Outcome],
     rules: dict[str, dict[str, Any]],
 ) -> None:
-    """One ``merge`` transformation and one provenance upsert per field, sent as two batches
-    (ids made here, so no RETURNING round trip per field: this was ~18% of worker time)."""
-    merges, provenance = _provenance_rows(
-        silver_id, job, values, confidences, winners, outcomes, rules
-    )
-    if merges:
-        session.execute(_MERGE_TRANSFORMATION_SQL, merges)
-        session.execute(_PROVENANCE_SQL, provenance)
+    """Write one merged job's merge transformations and provenance, and mark it merged, now (the
+    same rows and statements a merge batch writes; a partial replay merges one job at a time)."""
+    done = _Deferred()
+    rows = _provenance_rows(silver_id, job, values, confidences, winners, outcomes, rules)
+    done.add(silver_id, job.id, rows)
+    done.flush(session)
 
 
 def _provenance_rows(

@@ -55,11 +55,12 @@ from pipeline.merge import (
     TRACK_COLUMNS,
     MergeResult,
     _column_value,
-    _write_provenance,
+    merge_job,
     merge_jobs,
     reconcile_bpm_reading,
     silver_ids_for_bronze,
     winner_rules,
+    write_merged,
 )
 from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
 from pipeline.waterfall import pick_winner
@@ -75,7 +76,6 @@ __all__ = [
     "complete_finished",
     "fail_row",
     "merge_fields",
-    "process_job",
     "process_jobs",
     "start_replay",
     "stored_lookup",
@@ -305,13 +305,6 @@ def process_jobs(
     return merge_jobs(session, job_ids, override_fields=True)
 
 
-def process_job(
-    session: Session, job_id: str, lookup: LookupFn | None = None, *, partial: bool = False
-) -> MergeResult:
-    """One job (see :func:`process_jobs`)."""
-    return process_jobs(session, [job_id], lookup, partial=partial)[0]
-
-
 def merge_fields(session: Session, job_id: str) -> MergeResult:
     """Merge only the job's ``fields`` into the silver track its bronze row already feeds.
 
@@ -343,7 +336,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
         found = silver_ids_for_bronze(session, [job.bronze_track_id])
         silver_id = found[0] if found else None
     if silver_id is None:  # never merged before: a full merge is the only sensible thing
-        return merge_jobs(session, [job_id], override_fields=True)[0]
+        return merge_job(session, job_id, override_fields=True)
     silver_id = str(silver_id)
     run_id = str(job.run_id)
     plan = load_plan(session, run_id)
@@ -399,14 +392,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
     except IntegrityError as exc:  # a replayed id already belongs to another silver track
         msg = f"replayed values conflict with another silver track: {exc.orig}"
         raise ReplayError(msg) from exc
-    _write_provenance(session, silver_id, job, values, confidences, winners, outcomes, rules)
-    session.execute(
-        text(
-            "UPDATE enrichment_jobs SET status = 'merged', silver_track_id = :s, "
-            "merged_at = now(), updated_at = now() WHERE id = :id"
-        ),
-        {"s": silver_id, "id": job_id},
-    )
+    write_merged(session, silver_id, job, values, confidences, winners, outcomes, rules)
     return MergeResult(silver_track_id=silver_id, run_finished=finish_run_if_done(session, run_id))
 
 
@@ -546,11 +532,6 @@ def _load_stored_many(
     return out
 
 
-def _load_stored(session: Session, li: LookupInput) -> list[_Stored]:
-    """The newest stored exchange set of this bronze track + provider (not from this run)."""
-    return _load_stored_many(session, li.provider, [li]).get(li.bronze_id, [])
-
-
 def _params_match(stored: dict[str, str], asked: dict[str, str]) -> bool:
     from providers._http import REDACTED
 
@@ -665,7 +646,11 @@ def stored_lookup(session: Session, li: LookupInput) -> Any:
     The result carries no responses, so nothing new is appended to bronze and the lookup
     counts zero API calls and zero cost.
     """
-    stored = None if li.provider in SCRAPER_PROVIDERS else _load_stored(session, li)
+    stored = (
+        None
+        if li.provider in SCRAPER_PROVIDERS
+        else _load_stored_many(session, li.provider, [li]).get(li.bronze_id, [])
+    )
     return _parse_stored(session, li, stored)
 
 
