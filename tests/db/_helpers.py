@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["expect_db_error", "insert_bronze_track", "insert_silver_track", "scalar"]
+__all__ = [
+    "expect_db_error",
+    "insert_bronze_track",
+    "insert_scraped_track",
+    "insert_silver_track",
+    "scalar",
+]
 
 
 def scalar(conn: Connection, sql: str, **params: Any) -> Any:
@@ -35,14 +42,30 @@ def insert_bronze_track(conn: Connection, **values: Any) -> Any:
         "source_track_id": None,
         "scraper_version": "t-1",
         "raw_json": '{"artist": "A", "title": "T"}',
+        "artist_name": None,
+        "track_title": None,
         **values,
     }
     return scalar(
         conn,
         "INSERT INTO bronze_scraped_tracks (source, source_url, source_track_id, scraper_version,"
-        " raw_json) VALUES (:source, :source_url, :source_track_id, :scraper_version,"
-        " CAST(:raw_json AS jsonb)) RETURNING id",
+        " raw_json, artist_name, track_title) VALUES (:source, :source_url, :source_track_id,"
+        " :scraper_version, CAST(:raw_json AS jsonb), :artist_name, :track_title) RETURNING id",
         **row,
+    )
+
+
+def insert_scraped_track(conn: Connection, artist: str, title: str) -> str:
+    """A bronze track as a setlist scraper (mixesdb) would send it, with a unique URL."""
+    return str(
+        insert_bronze_track(
+            conn,
+            source="mixesdb",
+            source_url=f"https://example.test/{uuid.uuid4()}",
+            raw_json="{}",
+            artist_name=artist,
+            track_title=title,
+        )
     )
 
 

@@ -17,19 +17,7 @@ from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_ou
 from pipeline.merge import merge_jobs
 from pipeline.runs import start_run
 from providers.contract import FieldValue, LookupResult, RawResponse
-
-
-def _bronze(session: Session, artist: str, title: str) -> str:
-    return str(
-        session.execute(
-            text(
-                "INSERT INTO bronze_scraped_tracks (source, source_url, scraper_version, raw_json,"
-                " artist_name, track_title) VALUES ('mixesdb', :url, 't-1', CAST(:raw AS jsonb),"
-                " :a, :t) RETURNING id"
-            ),
-            {"url": f"https://example.test/{uuid.uuid4()}", "raw": "{}", "a": artist, "t": title},
-        ).scalar_one()
-    )
+from tests.db._helpers import insert_scraped_track
 
 
 def _answer(provider: str, fields: list[str], bpm: float) -> LookupResult:
@@ -49,7 +37,10 @@ def test_record_outcomes_records_a_batch_once_and_advances_every_job(db_session:
     moves on (next round or merge), and not before."""
     run = str(start_run(db_session, "manual", "test"))
     tag = uuid.uuid4().hex[:6]
-    bronzes = [_bronze(db_session, f"Batch {tag}", f"Track {i}") for i in range(3)]
+    bronzes = [
+        insert_scraped_track(db_session.connection(), f"Batch {tag}", f"Track {i}")
+        for i in range(3)
+    ]
     nxt = create_jobs(db_session, run, bronzes)
     rounds = sorted(nxt.lookups.items())
     assert all(len(jobs) == 3 for _, jobs in rounds)
@@ -82,7 +73,9 @@ def test_record_outcomes_records_a_batch_once_and_advances_every_job(db_session:
 def test_record_outcomes_divides_a_failed_lookups_cost_across_fields(db_session: Session) -> None:
     """A given-up lookup that made two paid calls costs 2 x price in total, not per field."""
     run = str(start_run(db_session, "manual", "test"))
-    bronze = _bronze(db_session, f"Cost {uuid.uuid4().hex[:6]}", "Paid Twice")
+    bronze = insert_scraped_track(
+        db_session.connection(), f"Cost {uuid.uuid4().hex[:6]}", "Paid Twice"
+    )
     nxt = create_jobs(db_session, run, [bronze])
     provider, job_ids = sorted(nxt.lookups.items())[0]
     (li,) = lookup_inputs(db_session, job_ids, provider)
@@ -128,10 +121,20 @@ def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Sessio
     run = str(start_run(db_session, "manual", "test"))
     tag = uuid.uuid4().hex[:6]
     good = [
-        _merging_job(db_session, run, _bronze(db_session, f"Good {tag}", f"T{i}"), 120.0 + i)
+        _merging_job(
+            db_session,
+            run,
+            insert_scraped_track(db_session.connection(), f"Good {tag}", f"T{i}"),
+            120.0 + i,
+        )
         for i in range(2)
     ]
-    bad = _merging_job(db_session, run, _bronze(db_session, f"Bad {tag}", "Too Fast"), 5000.0)
+    bad = _merging_job(
+        db_session,
+        run,
+        insert_scraped_track(db_session.connection(), f"Bad {tag}", "Too Fast"),
+        5000.0,
+    )
 
     results = merge_jobs(db_session, [good[0], bad, good[1]])
 

@@ -13,19 +13,7 @@ from pipeline.merge import merge_job
 from pipeline.report import build_report, plot_report
 from pipeline.runs import start_run
 from pipeline.trace import find_silver, trace_field
-
-
-def _bronze(session: Session, artist: str, title: str) -> str:
-    return str(
-        session.execute(
-            text(
-                "INSERT INTO bronze_scraped_tracks (source, source_url, scraper_version, raw_json,"
-                " artist_name, track_title) VALUES ('mixesdb', :url, 't-1', CAST(:raw AS jsonb),"
-                " :a, :t) RETURNING id"
-            ),
-            {"url": f"https://example.test/{uuid.uuid4()}", "raw": "{}", "a": artist, "t": title},
-        ).scalar_one()
-    )
+from tests.db._helpers import insert_scraped_track
 
 
 def _run_with_answers(
@@ -64,7 +52,7 @@ def test_trace_explains_winner_thresholds_and_later_replay(db_session: Session) 
     """trace_field shows each provider's answer against its slot threshold, the winning rule,
     the bronze source, and a later replay that changed the value."""
     artist, title = f"Tracer {uuid.uuid4().hex[:6]}", "Why So Fast"
-    bronze = _bronze(db_session, artist, title)
+    bronze = insert_scraped_track(db_session.connection(), artist, title)
     run1, merged = _run_with_answers(
         db_session,
         bronze,
@@ -93,7 +81,9 @@ def test_trace_explains_winner_thresholds_and_later_replay(db_session: Session) 
 def test_report_counts_runs_providers_and_completeness(db_session: Session, tmp_path: Path) -> None:
     """build_report sums runs by type/status, provider lookups and silver completeness, and
     plot_report writes a PNG."""
-    bronze = _bronze(db_session, f"Reporter {uuid.uuid4().hex[:6]}", "Numbers")
+    bronze = insert_scraped_track(
+        db_session.connection(), f"Reporter {uuid.uuid4().hex[:6]}", "Numbers"
+    )
     run, _ = _run_with_answers(db_session, bronze, [("spotify", 124.0, 0.95, True)], "manual")
     db_session.execute(
         text(
