@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -33,8 +33,10 @@ from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
 __all__ = [
     "TRACK_COLUMNS",
     "MergeResult",
+    "Resolution",
     "merge_job",
     "merge_jobs",
+    "resolve_fields",
     "upsert_artist",
     "write_merged",
 ]
@@ -302,19 +304,34 @@ _JOBS_SQL = text(
 )
 
 
-def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
-    """Pick every field's winner and the values to write (no database writes)."""
-    run_id, bronze_id = str(job.run_id), str(job.bronze_track_id)
-    plan = load_plan(session, run_id)
-    wanted = set(job.fields) if job.fields else set(plan.rules)
+@dataclass
+class Resolution:
+    """Every asked field resolved through the waterfall (pure: no database)."""
+
+    winners: dict[str, Winner]
+    values: dict[str, Any]  # silver column values, coerced to their column types
+    extra: dict[str, Any]  # winning values of fields that are not silver columns
+    confidences: dict[str, float | None]
+    rules: dict[str, dict[str, Any]]  # what each field's merge transformation records
+    warnings: list[dict[str, str]]
+    metadata: dict[str, Any]  # additions to enrichment_metadata (winners, fallbacks, extra)
+
+
+def resolve_fields(
+    plan: Any, outcomes: list[Outcome], wanted: Collection[str], run_id: str
+) -> Resolution:
+    """Each wanted field of the plan takes its waterfall winner (BPM folded onto the tempo the
+    other confident providers agree on), coerced to its silver column type; a value that cannot
+    be coerced is left out with a warning. Full merges and partial replays both resolve here."""
     winners = {
         f: w
         for f, rule in plan.rules.items()
         if f in wanted and (w := pick_winner(rule, outcomes)) is not None
     }
     values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     confidences: dict[str, float | None] = {}
-    metadata: dict[str, Any] = {"run_id": run_id, "extra": {}, "winners": {}}
+    metadata: dict[str, Any] = {"run_id": run_id, "extra": extra, "winners": {}}
     warnings: list[dict[str, str]] = []
     rules: dict[str, dict[str, Any]] = {}
     for name, w in winners.items():
@@ -330,16 +347,26 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
             metadata.setdefault("fallbacks", {})[name] = w.reason
         if name in TRACK_COLUMNS:
             try:
-                values[name], extra = _column_value(name, value)
+                values[name], facts = _column_value(name, value)
             except (ValueError, TypeError) as exc:
                 warnings.append({"field": name, "warning": f"value {value!r} rejected: {exc}"})
                 continue
-            metadata.update(extra)
+            metadata.update(facts)
         else:
-            metadata["extra"][name] = value
+            extra[name] = value
         confidences[name] = w.outcome.confidence
         metadata["winners"][name] = w.outcome.provider
         rules[name] = rule_info
+    return Resolution(winners, values, extra, confidences, rules, warnings, metadata)
+
+
+def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
+    """Pick every field's winner and the values to write (no database writes)."""
+    run_id, bronze_id = str(job.run_id), str(job.bronze_track_id)
+    plan = load_plan(session, run_id)
+    wanted = set(job.fields) if job.fields else set(plan.rules)
+    resolved = resolve_fields(plan, outcomes, wanted, run_id)
+    values, confidences, rules = resolved.values, resolved.confidences, resolved.rules
     # Scraped names are the fallback: a track no provider knows keeps what the setlist said.
     for col, scraped in (("artist_name", job.artist_name), ("track_title", job.track_title)):
         if not values.get(col):
@@ -356,11 +383,11 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
         bronze_id=bronze_id,
         plan=plan,
         outcomes=outcomes,
-        winners=winners,
+        winners=resolved.winners,
         values=values,
         confidences=confidences,
-        metadata=metadata,
-        warnings=warnings,
+        metadata=resolved.metadata,
+        warnings=resolved.warnings,
         rules=rules,
         ikey=identity_key(values["artist_name"], values["track_title"]),
         artist_names=split_artists(values["artist_name"]) or [values["artist_name"]],

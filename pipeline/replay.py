@@ -54,16 +54,13 @@ from pipeline.enrich import (
 from pipeline.merge import (
     TRACK_COLUMNS,
     MergeResult,
-    _column_value,
     merge_job,
     merge_jobs,
-    reconcile_bpm_reading,
+    resolve_fields,
     silver_ids_for_bronze,
-    winner_rules,
     write_merged,
 )
 from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
-from pipeline.waterfall import pick_winner
 from providers.errors import ProviderError
 
 __all__ = [
@@ -341,33 +338,9 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
     run_id = str(job.run_id)
     plan = load_plan(session, run_id)
     outcomes = job_outcomes(session, run_id, str(job.bronze_track_id))
-    values: dict[str, Any] = {}
-    confidences: dict[str, float | None] = {}
-    winners = {}
-    rules: dict[str, dict[str, Any]] = {}
-    extra: dict[str, Any] = {}
-    for name in job.fields or []:
-        rule = plan.rules.get(name)
-        w = pick_winner(rule, outcomes) if rule else None
-        if rule is None or w is None:
-            continue
-        value = w.outcome.value
-        info = winner_rules(w, rule, run_id) | {"partial_replay": True}
-        if name == "bpm":
-            value, note = reconcile_bpm_reading(w, outcomes, rule.min_acceptable)
-            if note:
-                info["reconciled"] = note
-        if name in TRACK_COLUMNS:
-            try:
-                values[name], _ = _column_value(name, value)
-            except (ValueError, TypeError):
-                continue
-        else:
-            extra[name] = value
-            values[name] = value
-        winners[name] = w
-        confidences[name] = w.outcome.confidence
-        rules[name] = info
+    resolved = resolve_fields(plan, outcomes, job.fields or [], run_id)
+    rules = {name: info | {"partial_replay": True} for name, info in resolved.rules.items()}
+    values, confidences = resolved.values | resolved.extra, resolved.confidences
     cols = {c: v for c, v in values.items() if c in TRACK_COLUMNS}
     sets = "".join(f"{c} = :{c}, " for c in cols)
     try:
@@ -384,7 +357,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
                 cols
                 | {
                     "conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
-                    "extra": to_jsonb(extra),
+                    "extra": to_jsonb(resolved.extra),
                     "run": run_id,
                     "id": silver_id,
                 },
@@ -392,7 +365,7 @@ def merge_fields(session: Session, job_id: str) -> MergeResult:
     except IntegrityError as exc:  # a replayed id already belongs to another silver track
         msg = f"replayed values conflict with another silver track: {exc.orig}"
         raise ReplayError(msg) from exc
-    write_merged(session, silver_id, job, values, confidences, winners, outcomes, rules)
+    write_merged(session, silver_id, job, values, confidences, resolved.winners, outcomes, rules)
     return MergeResult(silver_track_id=silver_id, run_finished=finish_run_if_done(session, run_id))
 
 
