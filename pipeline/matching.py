@@ -143,7 +143,10 @@ def _require_str(value: Any, what: str) -> str:
 
 def normalise_name(s: str) -> str:
     """Casefolded, accent-free, ``&``/``+``/``and`` unified, punctuation-free, single-spaced."""
-    text = unicodedata.normalize("NFKD", _require_str(s, "name").casefold())
+    # Unicode's caseless match, NFKD(casefold(NFKD(s))): a compatibility character with no case
+    # mapping of its own (mathematical 𝖠) decomposes to a letter that still needs folding.
+    text = unicodedata.normalize("NFKD", _require_str(s, "name"))
+    text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_SPECIAL_LETTERS)
     text = re.sub(r"[&+]", " and ", text)
     text = re.sub(r"['’.`´]", "", text)  # "Fred again.." -> "fred again", "D.O.D" -> "dod"
