@@ -8,9 +8,9 @@ workers never take the same row. :func:`start_replay`, in the same transaction, 
 ``replay`` run and its jobs:
 
 * default (``replay_mode='stored'``): every lookup re-runs the provider's own parsing code on the
-  raw responses stored in ``bronze_api_enrichments``, served by an ``httpx.MockTransport``
-  (:func:`stored_lookup`): zero provider calls. A request nothing stored answers is a failed
-  lookup ("no stored response"), never a live call.
+  raw responses stored in ``bronze_api_enrichments``, handed to it without any HTTP (the
+  provider's ``answerer``, :func:`stored_lookup`): zero provider calls. A request nothing stored
+  answers is a failed lookup ("no stored response"), never a live call.
 * ``force_re_enrichment`` (``replay_mode='live'``): the providers are asked again.
 * ``use_historical_config``: the replay run's snapshot *is* the historical run's snapshot, so
   every step (planning, merge, provenance) resolves with the configuration that run used.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -61,7 +61,8 @@ from pipeline.merge import (
     write_merged,
 )
 from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
-from providers.errors import ProviderError
+from providers.base import CannedReply
+from providers.errors import ProviderError, TransientError
 
 __all__ = [
     "NoStoredResponse",
@@ -498,11 +499,17 @@ def _load_stored_many(
         },
     )
     for r in rows:
-        method, _, url = str(r.api_endpoint).partition(" ")
-        params = {str(k): str(v) for k, v in (r.request_params or {}).items()}
-        stored = _Stored(method, urlsplit(url).path, params, int(r.response_status), r.raw_response)
+        stored = stored_exchange(r.api_endpoint, r.request_params, r.response_status, r.raw_response)
         out.setdefault(r.bronze, []).append(stored)
     return out
+
+
+def stored_exchange(endpoint: str, params: Any, status: int | None, body: Any) -> _Stored:
+    """One ``bronze_api_enrichments`` row (``"GET https://..."``, params, status, body) as an
+    exchange the stored answerer can serve."""
+    method, _, url = str(endpoint).partition(" ")
+    asked = {str(k): str(v) for k, v in (params or {}).items()}
+    return _Stored(method, urlsplit(url).path, asked, int(status or 0), body)
 
 
 def _params_match(stored: dict[str, str], asked: dict[str, str]) -> bool:
@@ -512,31 +519,34 @@ def _params_match(stored: dict[str, str], asked: dict[str, str]) -> bool:
     return all(stored.get(k) == asked.get(k) for k in keys)
 
 
-def _answer(request: httpx.Request) -> httpx.Response:
+def _answer(method: str, url: str, params: Mapping[str, Any] | None) -> CannedReply:
+    """Answer one request of a stored lookup from its stored exchanges (no network, no httpx)."""
     stored = _current.get()
     if stored is None:
-        raise NoStoredResponse("stored replay transport used outside a stored lookup")
-    path = request.url.path
-    asked = {k: v for k, v in request.url.params.multi_items()}
-    same_path = [s for s in stored if s.method == request.method and s.path == path]
+        raise NoStoredResponse("stored replay answerer used outside a stored lookup")
+    parts = urlsplit(url)
+    path = parts.path
+    # httpx's own query encoding (True -> "true", None -> ""), as the live request was sent.
+    asked = dict(httpx.QueryParams(parts.query).merge(params or {}).multi_items())
+    same_path = [s for s in stored if s.method == method and s.path == path]
     candidates = [s for s in same_path if _params_match(s.params, asked)] or [
-        s for s in stored if not s.used and s.method == request.method and s.path == path
+        s for s in same_path if not s.used
     ]
-    if not candidates and request.method == "POST" and "token" in path:
+    if not candidates and method == "POST" and "token" in path:
         # The original lookup reused a cached token: answer the token request ourselves.
-        return httpx.Response(200, json={"access_token": "stored-replay", "expires_in": 3600})
+        return CannedReply(200, {"access_token": "stored-replay", "expires_in": 3600})
     if not candidates:
-        raise NoStoredResponse(f"no stored response for {request.method} {path}")
+        raise NoStoredResponse(f"no stored response for {method} {path}")
     # Prefer the answer the original lookup acted on (a retry's final reply, not its 503).
     candidates.sort(key=lambda s: (s.used, s.status in _TRANSIENT))
     hit = candidates[0]
     hit.used = True
     body = hit.body
     if isinstance(body, dict) and set(body) == {"_text"}:
-        return httpx.Response(hit.status or 200, text=str(body["_text"]))
+        return CannedReply(hit.status or 200, body, is_json=False)
     if isinstance(body, dict) and "_error" in body and not hit.status:
-        raise httpx.ReadTimeout("stored exchange timed out", request=request)
-    return httpx.Response(hit.status or 200, json=body)
+        raise TransientError("timeout: the stored exchange timed out")
+    return CannedReply(hit.status or 200, body)
 
 
 class _NoLimit:
@@ -586,9 +596,9 @@ def _stored_provider(name: str) -> Any:
                 fill[attr] = dummy
         if getattr(s, "token_url", None) is None:
             fill["token_url"] = f"http://stored.replay/{name}/token"
-        client = httpx.Client(transport=httpx.MockTransport(_answer))
-        provider = get_provider(name, s.model_copy(update=fill), http_client=client)
+        provider = get_provider(name, s.model_copy(update=fill))
         if isinstance(provider, HttpProvider):
+            provider.answerer = _answer
             provider.limiter = cast(Any, _NoLimit())
             provider.breaker = cast(Any, _NoBreaker())
             provider.retry = type(provider.retry)(attempts=1)
@@ -607,6 +617,10 @@ def _parse_stored(session: Session, li: LookupInput, stored: list[_Stored] | Non
         token = _current.set(stored)
         try:
             result = _stored_provider(li.provider).lookup(li.query, li.fields)
+        except ProviderError as exc:
+            # Nothing was fetched: a failed stored lookup stores nothing and costs nothing.
+            exc.responses = []
+            raise
         finally:
             _current.reset(token)
     result.responses = []

@@ -38,7 +38,15 @@ from providers.errors import (
 from providers.ratelimit import RateLimitConfig, RateLimiter
 from providers.settings import ProviderSettings, settings_for
 
-__all__ = ["USER_AGENT", "ClientCredentials", "HttpProvider", "Reply", "RetryPolicy"]
+__all__ = [
+    "USER_AGENT",
+    "Answerer",
+    "CannedReply",
+    "ClientCredentials",
+    "HttpProvider",
+    "Reply",
+    "RetryPolicy",
+]
 
 logger = logging.getLogger("songnodes.providers")
 
@@ -80,6 +88,21 @@ class Reply:
     raw: RawResponse
 
 
+@dataclass(frozen=True, slots=True)
+class CannedReply:
+    """A reply answered without the network (stored replay): the status and the body already
+    decoded (JSON, or ``{"_text": ...}`` for a body that was not JSON)."""
+
+    status_code: int
+    body: Any
+    is_json: bool = True
+
+
+# (method, absolute URL, query params) -> the reply; raises a ProviderError (e.g. a stored
+# timeout) instead of answering.
+Answerer = Callable[[str, str, Mapping[str, Any] | None], CannedReply]
+
+
 def _failure_for_breaker(exc: ProviderError) -> bool:
     if isinstance(exc, RateLimited):
         return not exc.local
@@ -116,8 +139,13 @@ class HttpProvider(Provider):
         limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        answerer: Answerer | None = None,
     ) -> None:
         self.settings = settings or settings_for(self.name)
+        # Set only by stored replay: requests are answered from stored exchanges, bypassing the
+        # limiter and the HTTP stack (a request/response round trip through httpx just to hand
+        # the provider's parser a body we already hold cost ~half of a replayed lookup).
+        self.answerer = answerer
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._owns_client = http_client is None
@@ -252,9 +280,11 @@ class HttpProvider(Provider):
         auth: tuple[str, str] | None,
         limited: bool,
     ) -> Reply:
+        url = self.url(path)
+        if self.answerer is not None:
+            return self._send_canned(self.answerer, method, url, params)
         if limited:
             self.limiter.acquire()
-        url = self.url(path)
         all_headers = {"User-Agent": USER_AGENT, **self.default_headers, **(headers or {})}
         started = time.perf_counter()
         status: int | None = None
@@ -279,6 +309,28 @@ class HttpProvider(Provider):
         body, is_json = decode_body(content)
         raw = self._store(method, url, params, status, body, started)
         reply = Reply(status, resp_headers, body, is_json, raw)
+        self.check_reply(reply)
+        return reply
+
+    def _send_canned(
+        self, answerer: Answerer, method: str, url: str, params: Mapping[str, Any] | None
+    ) -> Reply:
+        """:meth:`_send` for an answered exchange: same error mapping, no network. The body is
+        recorded as given (a stored body was redacted when it was first stored)."""
+        started = time.perf_counter()
+        canned = answerer(method, url, params)
+        raw = RawResponse(
+            endpoint=f"{method} {url}",
+            params=redact(dict(params or {})),
+            status_code=canned.status_code,
+            body=canned.body,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            api_version=self.api_version,
+        )
+        collected = _collected.get()
+        if collected is not None:
+            collected.append(raw)
+        reply = Reply(canned.status_code, httpx.Headers(), canned.body, canned.is_json, raw)
         self.check_reply(reply)
         return reply
 

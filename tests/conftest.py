@@ -16,6 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -98,12 +99,12 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def db_url(postgres_available: None) -> Iterator[str]:
-    """A fresh database for this run/worker, migrated to head by the real migrations."""
+@contextmanager
+def migrated_database(prefix: str = "sn_test") -> Iterator[str]:
+    """A fresh database migrated to head by the real migrations; dropped afterwards."""
     from db.migrate import upgrade
 
-    url = create_test_database()
+    url = create_test_database(prefix)
     try:
         upgrade(url)
         yield url
@@ -111,14 +112,27 @@ def db_url(postgres_available: None) -> Iterator[str]:
         drop_test_database(url)
 
 
-@pytest.fixture(scope="session")
-def engine(db_url: str) -> Iterator[Engine]:
-    """Engine on the migrated test database."""
-    eng = create_engine(db_url, pool_pre_ping=True)
+@contextmanager
+def engine_on(url: str) -> Iterator[Engine]:
+    eng = create_engine(url, pool_pre_ping=True)
     try:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_url(postgres_available: None) -> Iterator[str]:
+    """A fresh database for this run/worker, migrated to head by the real migrations."""
+    with migrated_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    """Engine on the migrated test database."""
+    with engine_on(db_url) as eng:
+        yield eng
 
 
 @pytest.fixture

@@ -94,6 +94,24 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
+def db_url(postgres_available: None) -> Iterator[str]:
+    """A database of their own: a real worker commits what these tests enqueue, so sharing the
+    rolled-back tests' database made row counts there depend on which tests ran first."""
+    from tests.conftest import migrated_database
+
+    with migrated_database("sn_integ") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    from tests.conftest import engine_on
+
+    with engine_on(db_url) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
     """The provider sandbox (simulated values) in a thread of the test process."""
     from providers.sandbox import start_in_thread
