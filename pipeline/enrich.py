@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import text
@@ -255,7 +255,7 @@ def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> li
         for r in session.execute(_INPUTS_SQL, {"jobs": list(job_ids), "provider": provider})
     }
     known = outcomes_by_job(
-        session, [(str(r.run_id), str(r.bronze_track_id)) for r in rows.values()]
+        session, [(str(r.run_id), str(r.bronze_track_id)) for r in rows.values()], read="ids"
     )
     inputs = []
     for job_id in dict.fromkeys(str(j) for j in job_ids):
@@ -455,41 +455,64 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
     return advance_many(session, sorted({job for job, _ in todo}))
 
 
-_OUTCOMES_SQL = text(
-    """
-    SELECT t.run_id, t.bronze_id, t.id, t.provider_used, t.metadata_field, t.output_value,
-           t.provider_confidence, t.success
+# Ids as text and confidence as float8 are converted by PostgreSQL, not row by row in Python.
+# ``{value}`` is the JSONB value for a merge, or only whether there is one: deciding which fields
+# are met (``next_lookups``) needs no value, and decoding every answer's JSON each round was the
+# largest part of a fan-in.
+_OUTCOMES_SELECT = """
+    SELECT t.run_id::text AS run_id, t.bronze_id::text AS bronze_id, {id} AS id,
+           t.provider_used, t.metadata_field, {value} AS output_value,
+           t.provider_confidence::float8 AS provider_confidence, t.success
     FROM enrichment_transformations t
     JOIN unnest(CAST(:runs AS uuid[]), CAST(:bronzes AS uuid[])) AS k(run_id, bronze_id)
       ON k.run_id = t.run_id AND k.bronze_id = t.bronze_id
-    WHERE t.transformation_type = 'enrichment'
+    WHERE t.transformation_type = 'enrichment' {where}
     ORDER BY t.created_at, t.id
     """
-)
+OutcomeRead = Literal["merge", "presence", "ids"]
+_OUTCOMES_SQL: dict[str, Any] = {
+    "merge": text(_OUTCOMES_SELECT.format(id="t.id", value="t.output_value", where="")),
+    "presence": text(
+        _OUTCOMES_SELECT.format(
+            id="NULL::uuid",
+            value="(t.output_value IS NOT NULL AND jsonb_typeof(t.output_value) <> 'null')",
+            where="",
+        )
+    ),
+    "ids": text(
+        _OUTCOMES_SELECT.format(
+            id="t.id",
+            value="t.output_value",
+            where="AND t.success AND (t.metadata_field = 'isrc' "
+            "OR right(t.metadata_field, 3) = '_id')",
+        )
+    ),
+}
 
 
 def outcomes_by_job(
-    session: Session, keys: Sequence[tuple[str, str]]
+    session: Session, keys: Sequence[tuple[str, str]], *, read: OutcomeRead = "merge"
 ) -> dict[tuple[str, str], list[Outcome]]:
-    """Every provider's field outcomes for many (run id, bronze id) pairs, in one query."""
+    """Every provider's field outcomes for many (run id, bronze id) pairs, in one query.
+
+    ``read="presence"`` reads only whether each outcome has a value (``value`` is True or None,
+    no transformation id): enough for :func:`next_lookups`, not for a merge. ``read="ids"``
+    reads only the successful ISRC and provider-id outcomes (what a later round learns from).
+    """
+    values = read != "presence"
     found: dict[tuple[str, str], list[Outcome]] = {}
     if not keys:
         return found
     unique = list(dict.fromkeys(keys))
     rows = session.execute(
-        _OUTCOMES_SQL, {"runs": [k[0] for k in unique], "bronzes": [k[1] for k in unique]}
+        _OUTCOMES_SQL[read],
+        {"runs": [k[0] for k in unique], "bronzes": [k[1] for k in unique]},
     )
-    for r in rows:
-        found.setdefault((str(r.run_id), str(r.bronze_id)), []).append(
-            Outcome(
-                provider=r.provider_used,
-                field=r.metadata_field,
-                value=r.output_value,
-                confidence=None if r.provider_confidence is None else float(r.provider_confidence),
-                success=r.success,
-                transformation_id=r.id,
-            )
-        )
+    for run_id, bronze_id, t_id, provider, field_name, value, confidence, success in rows:
+        found.setdefault((run_id, bronze_id), []).append(
+            Outcome(provider, field_name, value if values else (value or None), confidence,
+                    success, t_id)
+        )  # fmt: skip
     return found
 
 
@@ -533,7 +556,7 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
         if status == "pending":
             busy.add(job_id)
     ready = [j for j in open_jobs if j.id not in busy]
-    outcomes = outcomes_by_job(session, [(j.run_id, j.bronze_id) for j in ready])
+    outcomes = outcomes_by_job(session, [(j.run_id, j.bronze_id) for j in ready], read="presence")
     nxt = Next()
     next_round: list[dict[str, Any]] = []
     bumped: list[str] = []

@@ -499,7 +499,9 @@ def _load_stored_many(
         },
     )
     for r in rows:
-        stored = stored_exchange(r.api_endpoint, r.request_params, r.response_status, r.raw_response)
+        stored = stored_exchange(
+            r.api_endpoint, r.request_params, r.response_status, r.raw_response
+        )
         out.setdefault(r.bronze, []).append(stored)
     return out
 

@@ -163,3 +163,48 @@ def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Sessio
         results[2].silver_track_id,
     ]
     assert all(r.already_merged for r in again)
+
+
+def test_light_outcome_reads_agree_with_the_full_read(db_session: Session) -> None:
+    """The fan-in reads only whether each outcome has a value and a later round's inputs read only
+    the learned ids: both must agree with the full read the merge uses, and the fan-in must
+    decide the same next round from either."""
+    from pipeline.enrich import outcomes_by_job
+    from pipeline.runs import load_plan
+    from pipeline.waterfall import next_lookups
+
+    run = str(start_run(db_session, "manual", "test"))
+    bronze = insert_scraped_track(db_session.connection(), f"Light {uuid.uuid4().hex[:6]}", "Read")
+    nxt = create_jobs(db_session, run, [bronze])
+
+    def answer(provider: str, fields: list[str]) -> LookupResult:
+        sample = {"bpm": 124.0, "isrc": "GBAYE0000001"}
+        values = {
+            f: FieldValue(f, sample.get(f, f"{provider}-{f}"), 0.95, {f: 1})
+            for f in fields
+            if f in sample or f.endswith("_id")
+        }
+        return LookupResult(provider, "found" if values else "not_found", values=values)
+
+    for provider, job_ids in sorted(nxt.lookups.items()):
+        inputs = lookup_inputs(db_session, job_ids, provider)
+        record_outcomes(
+            db_session, [LookupOutcome(li, result=answer(provider, li.fields)) for li in inputs], 1
+        )
+    key = (run, bronze)
+    full = outcomes_by_job(db_session, [key])[key]
+    presence = outcomes_by_job(db_session, [key], read="presence")[key]
+    ids = outcomes_by_job(db_session, [key], read="ids").get(key, [])
+    assert any(o.value is None for o in full) and any(o.value is not None for o in full)
+
+    def shape(o: object) -> tuple[object, ...]:
+        return (o.provider, o.field, o.confidence, o.success)  # type: ignore[attr-defined]
+
+    assert [shape(o) for o in presence] == [shape(o) for o in full]
+    assert [o.value for o in presence] == [True if o.value is not None else None for o in full]
+    assert all(o.transformation_id is None for o in presence)
+    assert ids == [o for o in full if o.success and (o.field == "isrc" or o.field.endswith("_id"))]
+    assert any(o.field == "isrc" for o in ids)
+    plan = load_plan(db_session, run)
+    asked = sorted(nxt.lookups)
+    assert next_lookups(plan, asked, presence) == next_lookups(plan, asked, full)
