@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import text
@@ -201,9 +201,12 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
             conditions.append(f"{col} = :{col}")
             order.append(f"WHEN {col} = :{col} THEN {rank}")
             params[col] = ids[col]
+    # The field confidences come with the track: one round trip per merged job fewer.
     sql = (
-        f"SELECT * FROM silver_enriched_tracks WHERE {' OR '.join(conditions)} "
-        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE"
+        "SELECT s.*, (SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
+        "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence "
+        f"FROM silver_enriched_tracks s WHERE {' OR '.join(conditions)} "
+        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE OF s"
     )
     return session.execute(text(sql), params).first()
 
@@ -217,6 +220,24 @@ def _existing_confidence(session: Session, silver_id: Any) -> dict[str, float | 
         {"id": silver_id},
     )
     return {r[0]: (None if r[1] is None else float(r[1])) for r in rows}
+
+
+def _prefetch_artists(session: Session, names: Sequence[str]) -> dict[str, str]:
+    """normalised name -> id of the artists that already exist, for a whole batch in one query
+    (the same match as :func:`upsert_artist`: name or alias, oldest first)."""
+    norms = sorted({normalise_name(n) or n.casefold() for n in names})
+    if not norms:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT DISTINCT ON (k.n) k.n, a.id::text FROM unnest(CAST(:n AS text[])) AS k(n) "
+            "JOIN silver_enriched_artists a "
+            "  ON a.normalized_name = k.n OR a.aliases @> ARRAY[k.n] "
+            "ORDER BY k.n, a.created_at"
+        ),
+        {"n": norms},
+    )
+    return {n: i for n, i in rows}
 
 
 @dataclass
@@ -438,11 +459,14 @@ def merge_jobs(
             {"keys": keys},
         )
     deferred = _Deferred()
+    # Artists that exist before the batch, resolved in one query (they are locked above). One
+    # created by a job of this batch is not cached: that job's savepoint may still roll back.
+    artists = _prefetch_artists(session, [n for p in prepared for n in p.artist_names])
     for p in prepared:
         try:
             with session.begin_nested():
                 results[p.job.id].silver_track_id = _write_merge(
-                    session, p, override_fields, deferred
+                    session, p, override_fields, deferred, artists
                 )
         except OperationalError:
             raise  # deadlock, lost connection: the whole batch is retried
@@ -478,17 +502,29 @@ def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -
     return merge_jobs(session, [job_id], override_fields=override_fields)[0]
 
 
-def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred: _Deferred) -> str:
+def _write_merge(
+    session: Session,
+    p: _Prepared,
+    override_fields: bool,
+    deferred: _Deferred,
+    artists: dict[str, str] | None = None,
+) -> str:
     """Write one prepared job: silver track, quality, provenance, artists; returns the silver id.
     The caller already holds every advisory lock this needs. Provenance, track-artist links and
-    the job's status go to ``deferred``; the caller flushes it once for the batch."""
+    the job's status go to ``deferred``; the caller flushes it once for the batch. ``artists``:
+    ids of artists known to exist (normalised name -> id)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
     existing = _find_silver(session, values, p.ikey)
+    # Provenance is written after this (deferred), so one read serves both uses below.
+    known_conf: dict[str, float | None] = {}
     if existing is not None and str(existing.id) in deferred.silver_ids:
         deferred.flush(session)  # an earlier job of this batch fed this track: read its writes
-    # Provenance is written after this (deferred), so one read serves both uses below.
-    known_conf = {} if existing is None else _existing_confidence(session, existing.id)
-    silver_id = _write_silver(
+        known_conf = _existing_confidence(session, existing.id)
+    elif existing is not None:
+        known_conf = {
+            k: None if v is None else float(v) for k, v in (existing.known_confidence or {}).items()
+        }
+    final = _write_silver(
         session,
         existing,
         values,
@@ -499,13 +535,7 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
         warnings,
         known_conf,
     )
-    final = (
-        session.execute(
-            text("SELECT * FROM silver_enriched_tracks WHERE id = :id"), {"id": silver_id}
-        )
-        .one()
-        ._mapping
-    )
+    silver_id = str(final["id"])
     current = {c: final[c] for c in TRACK_COLUMNS}
     all_conf = known_conf | {k: v for k, v in confidences.items() if k in current}
     quality = assess(
@@ -535,8 +565,14 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
         },
     )
     rows = _provenance_rows(silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules)
+    known = artists or {}
     links = [
-        {"t": silver_id, "a": upsert_artist(session, name, locked=True), "p": position}
+        {
+            "t": silver_id,
+            "a": known.get(normalise_name(name) or name.casefold())
+            or upsert_artist(session, name, locked=True),
+            "p": position,
+        }
         for position, name in enumerate(p.artist_names)
     ]
     # Only after every write of this job succeeded (the caller's savepoint may still roll it
@@ -545,16 +581,18 @@ def _write_merge(session: Session, p: _Prepared, override_fields: bool, deferred
     return silver_id
 
 
-def _insert_silver(session: Session, params: dict[str, Any], ikey: str, bronze_id: str) -> str:
+def _insert_silver(
+    session: Session, params: dict[str, Any], ikey: str, bronze_id: str
+) -> Mapping[str, Any]:
     cols = list(params)
     row = session.execute(
         text(
             f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, {', '.join(cols)}) "
-            f"VALUES (:bronze, :ikey, {', '.join(':' + c for c in cols)}) RETURNING id"
+            f"VALUES (:bronze, :ikey, {', '.join(':' + c for c in cols)}) RETURNING *"
         ),
         params | {"ikey": ikey, "bronze": bronze_id},
     ).one()
-    return str(row[0])
+    return cast(Mapping[str, Any], row._mapping)
 
 
 def winner_rules(w: Winner, rule: FieldRule, config_run_id: str) -> dict[str, Any]:
@@ -580,7 +618,8 @@ def _write_silver(
     override: bool,
     warnings: list[dict[str, str]],
     current_conf: dict[str, float | None],
-) -> str:
+) -> Mapping[str, Any]:
+    """Insert or update the silver track; returns the row as written (``RETURNING *``)."""
     if existing is None:
         params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
         try:
@@ -622,13 +661,14 @@ def _write_silver(
     )
     try:
         with session.begin_nested():
-            session.execute(
+            row = session.execute(
                 text(
                     f"UPDATE silver_enriched_tracks SET "
-                    f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id"
+                    f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id RETURNING *"
                 ),
                 params,
-            )
+            ).one()
+            return cast(Mapping[str, Any], row._mapping)
     except IntegrityError:
         safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
         sets = ", ".join(f"{c} = :{c}" for c in safe)
@@ -639,14 +679,14 @@ def _write_silver(
                 "another silver track; not copied (possible duplicate)",
             }
         )
-        session.execute(
+        row = session.execute(
             text(
                 f"UPDATE silver_enriched_tracks SET "
-                f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id"
+                f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id RETURNING *"
             ),
             safe | {"id": silver_id, "bronze": bronze_id},
-        )
-    return silver_id
+        ).one()
+        return cast(Mapping[str, Any], row._mapping)
 
 
 _MERGE_TRANSFORMATION_SQL = text("""

@@ -208,3 +208,64 @@ def test_light_outcome_reads_agree_with_the_full_read(db_session: Session) -> No
     plan = load_plan(db_session, run)
     asked = sorted(nxt.lookups)
     assert next_lookups(plan, asked, presence) == next_lookups(plan, asked, full)
+
+
+def _merge_unanswered(db_session: Session, bronzes: list[str]) -> list[str]:
+    """Run every round of the bronze rows' jobs with nothing found, then merge them as one batch;
+    returns the silver track ids in ``bronzes`` order."""
+    run = str(start_run(db_session, "manual", "test"))
+    nxt = create_jobs(db_session, run, bronzes)
+    job_ids = [j for js in nxt.lookups.values() for j in js]
+    while nxt.lookups:
+        step_lookups: dict[str, list[str]] = {}
+        for provider, jobs in sorted(nxt.lookups.items()):
+            inputs = lookup_inputs(db_session, jobs, provider)
+            outcomes = [
+                LookupOutcome(li, result=LookupResult(provider, "not_found")) for li in inputs
+            ]
+            for p, js in record_outcomes(db_session, outcomes, 1).lookups.items():
+                step_lookups.setdefault(p, []).extend(js)
+        nxt.lookups = step_lookups
+    merge_jobs(db_session, sorted(set(job_ids)))
+    silver = dict(
+        db_session.execute(
+            text(
+                "SELECT bronze_track_id::text, silver_track_id::text FROM enrichment_jobs "
+                "WHERE run_id = :r"
+            ),
+            {"r": run},
+        ).all()
+    )
+    return [silver[b] for b in bronzes]
+
+
+def test_batch_links_existing_artists_by_name_or_alias_and_creates_new_ones(
+    db_session: Session,
+) -> None:
+    """A merge batch resolves the artists that already exist in one query (by normalised name or
+    alias, like upsert_artist) and still creates the ones it meets for the first time."""
+    from pipeline.merge import upsert_artist
+
+    tag = uuid.uuid4().hex[:6]
+    known = upsert_artist(db_session, f"Käse {tag}", aliases=[f"Cheese {tag}"])
+    conn = db_session.connection()
+    bronzes = [
+        insert_scraped_track(conn, f"CHEESE {tag}", "By Alias"),
+        insert_scraped_track(conn, f"New Face {tag} & Kase {tag}", "Two Credits"),
+    ]
+    silver = _merge_unanswered(db_session, bronzes)
+    links = db_session.execute(
+        text(
+            "SELECT ta.track_id::text, ta.position, a.id::text, a.normalized_name "
+            "FROM silver_track_artists ta JOIN silver_enriched_artists a ON a.id = ta.artist_id "
+            "WHERE ta.track_id = ANY(CAST(:t AS uuid[])) ORDER BY ta.track_id, ta.position"
+        ),
+        {"t": silver},
+    ).all()
+    by_track: dict[str, list[tuple[int, str, str]]] = {}
+    for track, position, artist, norm in links:
+        by_track.setdefault(track, []).append((position, artist, norm))
+    assert [a for _, a, _ in by_track[silver[0]]] == [known]
+    (p0, new_id, new_norm), (p1, second, _) = by_track[silver[1]]
+    assert (p0, p1) == (0, 1) and second == known
+    assert new_id != known and new_norm == f"new face {tag}"
