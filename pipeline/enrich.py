@@ -232,7 +232,7 @@ def _run_costs(session: Session, run_id: str) -> dict[str, Decimal]:
 
 _INPUTS_SQL = text(
     """
-    SELECT l.job_id::text AS job_id, l.provider, l.fields, j.run_id, j.bronze_track_id,
+    SELECT l.job_id::text AS job_id, l.provider, l.fields, l.round, j.run_id, j.bronze_track_id,
            j.replay_mode, b.artist_name, b.track_title, b.raw_json
     FROM enrichment_lookups l
     JOIN enrichment_jobs j ON j.id = l.job_id
@@ -241,6 +241,42 @@ _INPUTS_SQL = text(
       AND l.status = 'pending'
     """
 )
+
+
+# Only what providers of EARLIER rounds found: lookups of one round run at the same time on
+# different queues, so learning from a same-round answer depended on which finished first (a
+# race that also left a stored replay unable to repeat the request: issue found by
+# test_waterfall_change_applies_to_the_next_run_without_restart failing now and then).
+_LEARNED_SQL = text(
+    """
+    SELECT k.job_id::text AS job_id, t.provider_used, t.metadata_field, t.output_value,
+           t.provider_confidence::float8 AS provider_confidence, t.success
+    FROM unnest(CAST(:jobs AS uuid[]), CAST(:rounds AS int[])) AS k(job_id, round)
+    JOIN enrichment_jobs j ON j.id = k.job_id
+    JOIN enrichment_lookups l ON l.job_id = j.id AND l.round < k.round
+    JOIN enrichment_transformations t
+      ON t.run_id = j.run_id AND t.bronze_id = j.bronze_track_id AND t.provider_used = l.provider
+    WHERE t.transformation_type = 'enrichment' AND t.success
+      AND (t.metadata_field = 'isrc' OR right(t.metadata_field, 3) = '_id')
+    ORDER BY t.created_at, t.id
+    """
+)
+
+
+def _learned(session: Session, lookups: Sequence[tuple[str, int]]) -> dict[str, list[Outcome]]:
+    """job id -> the ISRC and provider-id outcomes of providers asked in rounds before the
+    given round of that job's lookup."""
+    found: dict[str, list[Outcome]] = {}
+    if not lookups:
+        return found
+    rows = session.execute(
+        _LEARNED_SQL, {"jobs": [j for j, _ in lookups], "rounds": [r for _, r in lookups]}
+    )
+    for job_id, provider, field_name, value, confidence, success in rows:
+        found.setdefault(job_id, []).append(
+            Outcome(provider, field_name, value, confidence, success)
+        )
+    return found
 
 
 def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> list[LookupInput]:
@@ -254,9 +290,7 @@ def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> li
         r.job_id: r
         for r in session.execute(_INPUTS_SQL, {"jobs": list(job_ids), "provider": provider})
     }
-    known = outcomes_by_job(
-        session, [(str(r.run_id), str(r.bronze_track_id)) for r in rows.values()], read="ids"
-    )
+    known = _learned(session, [(job_id, r.round) for job_id, r in rows.items()])
     inputs = []
     for job_id in dict.fromkeys(str(j) for j in job_ids):
         row = rows.get(job_id)
@@ -270,9 +304,7 @@ def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> li
                 bronze_id=bronze_id,
                 provider=provider,
                 fields=list(row.fields),
-                query=_with_learned_ids(
-                    _query_from_bronze(row), known.get((run_id, bronze_id), [])
-                ),
+                query=_with_learned_ids(_query_from_bronze(row), known.get(job_id, [])),
                 replay_mode=row.replay_mode,
                 cost_per_call=_run_costs(session, run_id).get(provider, Decimal(0)),
             )
@@ -466,25 +498,16 @@ _OUTCOMES_SELECT = """
     FROM enrichment_transformations t
     JOIN unnest(CAST(:runs AS uuid[]), CAST(:bronzes AS uuid[])) AS k(run_id, bronze_id)
       ON k.run_id = t.run_id AND k.bronze_id = t.bronze_id
-    WHERE t.transformation_type = 'enrichment' {where}
+    WHERE t.transformation_type = 'enrichment'
     ORDER BY t.created_at, t.id
     """
-OutcomeRead = Literal["merge", "presence", "ids"]
+OutcomeRead = Literal["merge", "presence"]
 _OUTCOMES_SQL: dict[str, Any] = {
-    "merge": text(_OUTCOMES_SELECT.format(id="t.id", value="t.output_value", where="")),
+    "merge": text(_OUTCOMES_SELECT.format(id="t.id", value="t.output_value")),
     "presence": text(
         _OUTCOMES_SELECT.format(
             id="NULL::uuid",
             value="(t.output_value IS NOT NULL AND jsonb_typeof(t.output_value) <> 'null')",
-            where="",
-        )
-    ),
-    "ids": text(
-        _OUTCOMES_SELECT.format(
-            id="t.id",
-            value="t.output_value",
-            where="AND t.success AND (t.metadata_field = 'isrc' "
-            "OR right(t.metadata_field, 3) = '_id')",
         )
     ),
 }
@@ -496,8 +519,7 @@ def outcomes_by_job(
     """Every provider's field outcomes for many (run id, bronze id) pairs, in one query.
 
     ``read="presence"`` reads only whether each outcome has a value (``value`` is True or None,
-    no transformation id): enough for :func:`next_lookups`, not for a merge. ``read="ids"``
-    reads only the successful ISRC and provider-id outcomes (what a later round learns from).
+    no transformation id): enough for :func:`next_lookups`, not for a merge.
     """
     values = read != "presence"
     found: dict[tuple[str, str], list[Outcome]] = {}
