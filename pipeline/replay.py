@@ -551,11 +551,6 @@ def _answer(method: str, url: str, params: Mapping[str, Any] | None) -> CannedRe
     return CannedReply(hit.status or 200, body)
 
 
-class _NoLimit:
-    def acquire(self, *a: Any, **k: Any) -> None:
-        return None
-
-
 class _NoBreaker:
     def before_call(self) -> None:
         return None
@@ -572,7 +567,8 @@ _providers: dict[str, Any] = {}
 
 
 def _stored_provider(name: str) -> Any:
-    """One provider client per process on the stored transport (no limiter, no breaker)."""
+    """One provider client per process answered from stored exchanges (its ``answerer`` skips
+    the limiter and the HTTP stack; no breaker)."""
     found = _providers.get(name)  # lock-free after the first build (read on every lookup)
     if found is not None:
         return found
@@ -601,7 +597,6 @@ def _stored_provider(name: str) -> Any:
         provider = get_provider(name, s.model_copy(update=fill))
         if isinstance(provider, HttpProvider):
             provider.answerer = _answer
-            provider.limiter = cast(Any, _NoLimit())
             provider.breaker = cast(Any, _NoBreaker())
             provider.retry = type(provider.retry)(attempts=1)
         _providers[name] = provider
