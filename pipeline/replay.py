@@ -62,7 +62,7 @@ from pipeline.merge import (
 )
 from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
 from providers.base import CannedReply
-from providers.errors import ProviderError, TransientError
+from providers.errors import NotAnswered, ProviderError, TransientError
 
 __all__ = [
     "NoStoredResponse",
@@ -87,7 +87,7 @@ class ReplayError(ValueError):
     """A replay request that cannot run (bad ids, run, fields); the message goes on the row."""
 
 
-class NoStoredResponse(ProviderError):
+class NoStoredResponse(NotAnswered):
     """A stored replay asked for something no stored response answers (never a live call)."""
 
 

@@ -30,6 +30,7 @@ from providers.errors import (
     AuthError,
     CapabilityUnavailable,
     MalformedResponse,
+    NotAnswered,
     NotFound,
     ProviderError,
     RateLimited,
@@ -238,8 +239,14 @@ class HttpProvider(Provider):
         data: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         limited: bool = True,
+        optional: bool = False,
     ) -> Reply:
-        """One logical request with the in-call retry budget; raises ``providers.errors``."""
+        """One logical request with the in-call retry budget; raises ``providers.errors``.
+
+        ``optional``: a request the lookup can do without (e.g. audio features). When an answered
+        (replayed) lookup has no answer for it because the original lookup skipped it, it is
+        ``CapabilityUnavailable`` rather than a failed lookup.
+        """
         policy = self.retry
         backoff = tenacity.wait_exponential_jitter(
             multiplier=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
@@ -266,7 +273,7 @@ class HttpProvider(Provider):
         )
         return retrying(
             self._send, method, path, params=params, headers=headers, data=data, auth=auth,
-            limited=limited,
+            limited=limited, optional=optional,
         )  # fmt: skip
 
     def _send(
@@ -279,10 +286,16 @@ class HttpProvider(Provider):
         data: Mapping[str, str] | None,
         auth: tuple[str, str] | None,
         limited: bool,
+        optional: bool = False,
     ) -> Reply:
         url = self.url(path)
         if self.answerer is not None:
-            return self._send_canned(self.answerer, method, url, params)
+            try:
+                return self._send_canned(self.answerer, method, url, params)
+            except NotAnswered as exc:
+                if optional:
+                    raise self.capability("not requested by the original lookup") from exc
+                raise
         if limited:
             self.limiter.acquire()
         all_headers = {"User-Agent": USER_AGENT, **self.default_headers, **(headers or {})}
@@ -439,12 +452,16 @@ class ClientCredentials:
         self._token = token
         self._expires_at = time.time() + max(0.0, float(expires_in) - self.early_refresh_s)
 
-    def get(self, path: str, *, params: Mapping[str, Any] | None = None) -> Reply:
+    def get(
+        self, path: str, *, params: Mapping[str, Any] | None = None, optional: bool = False
+    ) -> Reply:
         """GET with the bearer token; on 401 fetch a fresh token and try once more."""
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self.token()}"}
             try:
-                return self._provider.request("GET", path, params=params, headers=headers)
+                return self._provider.request(
+                    "GET", path, params=params, headers=headers, optional=optional
+                )
             except AuthError as exc:
                 if attempt == 2 or exc.message != "HTTP 401":
                     raise

@@ -34,6 +34,7 @@ __all__ = [
     "CapabilityUnavailable",
     "CircuitOpen",
     "MalformedResponse",
+    "NotAnswered",
     "NotFound",
     "ProviderError",
     "RateLimited",
@@ -107,6 +108,11 @@ class NotFound(ProviderError):
 
 class CapabilityUnavailable(ProviderError):
     """The provider cannot serve this capability for us (closed endpoint, not configured)."""
+
+
+class NotAnswered(ProviderError):
+    """An answered provider (stored replay) holds no answer for this request: the original lookup
+    never made it. Never a reason to go to the network."""
 
 
 class AuthError(ProviderError):

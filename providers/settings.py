@@ -55,6 +55,10 @@ class SpotifySettings(ProviderSettings):
     base_url: str | None = "https://api.spotify.com/v1"
     token_url: str | None = "https://accounts.spotify.com/api/token"
     rate_limit_per_second: float | None = 3.0
+    # After a 403 on audio-features (closed to apps created since 2024-11-27), stop asking for
+    # this long: it is one paid, rate-limited request per track that can only answer 403 again.
+    # 0 asks every time.
+    audio_features_recheck_s: float = 3600.0
 
 
 class MusicBrainzSettings(ProviderSettings):

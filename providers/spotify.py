@@ -9,12 +9,13 @@ A 429 carries ``Retry-After`` and possibly ``{"error": {"reason": "QUOTA_EXCEEDE
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from typing import Any, ClassVar, NotRequired, TypedDict
 
 from providers.base import ClientCredentials, HttpProvider, Reply
 from providers.contract import Candidate, Extracted, Unavailable
-from providers.errors import AuthError, NotFound, RateLimited
+from providers.errors import AuthError, CapabilityUnavailable, NotFound, RateLimited
 from providers.fields import (
     as_bpm,
     as_date_with_precision,
@@ -75,9 +76,23 @@ class SpotifyProvider(HttpProvider):
     )
     settings_class = SpotifySettings
 
+    settings: SpotifySettings
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auth = ClientCredentials(self)
+        # monotonic time of the last 403 on audio-features (per process; see the setting).
+        self._features_closed_at: float | None = None
+
+    def _features_closed(self) -> bool:
+        """Audio features answered 403 recently: do not spend a request on them. Never while
+        answering from stored exchanges: a replay repeats exactly what was requested."""
+        closed = self._features_closed_at
+        return (
+            self.answerer is None
+            and closed is not None
+            and time.monotonic() - closed < self.settings.audio_features_recheck_s
+        )
 
     def check_reply(self, reply: Reply) -> None:
         if reply.status_code == 429:
@@ -119,12 +134,18 @@ class SpotifyProvider(HttpProvider):
     def fetch_details(self, candidate: Candidate, fields: Collection[str]) -> Any:
         track: dict[str, Any] = {"track": candidate.payload}
         track_id = candidate.payload["id"]
-        if _AUDIO_FIELDS.intersection(fields):
+        if _AUDIO_FIELDS.intersection(fields) and self._features_closed():
+            track["audio_features_unavailable"] = "audio-features closed (HTTP 403, not re-asked)"
+        elif _AUDIO_FIELDS.intersection(fields):
             try:
-                track["audio_features"] = self.auth.get(f"/audio-features/{track_id}").body
-            except (AuthError, NotFound) as exc:
+                track["audio_features"] = self.auth.get(
+                    f"/audio-features/{track_id}", optional=True
+                ).body
+            except (AuthError, NotFound, CapabilityUnavailable) as exc:
                 if exc.message == "HTTP 401":
                     raise
+                if exc.message == "HTTP 403":
+                    self._features_closed_at = time.monotonic()
                 track["audio_features_unavailable"] = f"audio-features closed ({exc.message})"
         if "genre" in fields and candidate.payload.get("artists"):
             artist_id = candidate.payload["artists"][0]["id"]

@@ -148,3 +148,33 @@ def test_failed_stored_lookup_carries_no_responses(name: str, sandbox: SandboxHa
     with pytest.raises(MalformedResponse, match="not JSON") as info:
         _parse_stored(None, _input(name, query), broken)  # type: ignore[arg-type]
     assert info.value.responses == []
+
+
+@pytest.mark.usefixtures("replay_clients")
+def test_an_optional_request_the_original_skipped_replays_as_unavailable(
+    sandbox: SandboxHandle,
+) -> None:
+    """A live Spotify client that already saw audio-features answer 403 skips them for the next
+    track; replaying that track finds no stored audio-features exchange and reports the fields
+    unavailable (not a failed lookup); the identity fields replay as they were."""
+    from providers.base import HttpProvider
+
+    tracks = []
+    with open(DEFAULT_CATALOGUE, encoding="utf-8") as fh:
+        for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+            tracks.append(TrackQuery(row["artist"], row["title"]))
+            if len(tracks) == 2:
+                break
+    with get_provider("spotify", settings_from_env("spotify", sandbox.env)) as live:  # type: ignore[attr-defined]
+        assert isinstance(live, HttpProvider)
+        first, second = (live.lookup(q, FIELDS) for q in tracks)
+    assert any("/audio-features/" in r.endpoint for r in first.responses)
+    assert not any("/audio-features/" in r.endpoint for r in second.responses)
+
+    replayed = _parse_stored(None, _input("spotify", tracks[1]), _as_stored(second.responses))  # type: ignore[arg-type]
+    assert replayed.status == second.status == "found"
+    assert replayed.values == second.values
+    assert "bpm" in replayed.unavailable and "bpm" in second.unavailable
+    assert "not requested by the original lookup" in replayed.unavailable["bpm"]
+    again = _parse_stored(None, _input("spotify", tracks[0]), _as_stored(first.responses))  # type: ignore[arg-type]
+    assert again.values == first.values and again.unavailable == first.unavailable

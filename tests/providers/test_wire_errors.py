@@ -55,6 +55,39 @@ def test_spotify_audio_features_403_is_capability(make_provider: ProviderFactory
     assert "secret-bearer" not in repr(result.responses)
 
 
+def _spotify_with_features(make_provider: ProviderFactory, status: int, **settings: object) -> int:
+    """Two lookups on one client while audio-features answers ``status``; returns how many
+    audio-features requests were made. Both lookups keep their identity fields."""
+    respx.post(f"{BASE}/spotify/api/token").respond(json=TOKEN)
+    respx.get(f"{BASE}/spotify/v1/search").respond(json={"tracks": {"items": [SPOTIFY_TRACK]}})
+    features = respx.get(url__regex=r".*/audio-features/.*").respond(status, json={"error": {}})
+    provider = make_provider("spotify", ENV, **settings)
+    for _ in range(2):
+        result = provider.lookup(Q, ["spotify_id", "isrc", "bpm", "key"])
+        assert result.values["isrc"].value == "GBDUW0000059"
+        assert set(result.unavailable) == {"bpm", "key"}
+        assert "audio-features closed" in result.unavailable["bpm"]
+    return int(features.call_count)
+
+
+@respx.mock
+def test_spotify_stops_asking_closed_audio_features(make_provider: ProviderFactory) -> None:
+    """After a 403 (closed to new apps) audio features are not requested again for
+    ``audio_features_recheck_s``: one paid request per track saved."""
+    assert _spotify_with_features(make_provider, 403) == 1
+
+
+@respx.mock
+def test_spotify_recheck_zero_asks_every_time(make_provider: ProviderFactory) -> None:
+    assert _spotify_with_features(make_provider, 403, audio_features_recheck_s=0) == 2
+
+
+@respx.mock
+def test_spotify_audio_features_404_is_per_track(make_provider: ProviderFactory) -> None:
+    """404 means no features for this track, not a closed endpoint: keep asking."""
+    assert _spotify_with_features(make_provider, 404) == 2
+
+
 @respx.mock
 def test_spotify_429_quota_exceeded_raises_with_retry_after(make_provider: ProviderFactory) -> None:
     """A 429 with Retry-After 30 exceeds the in-call budget and surfaces as RateLimited(30)."""
