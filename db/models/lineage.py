@@ -80,9 +80,11 @@ class EnrichmentTransformation(Base):
     __tablename__ = "enrichment_transformations"
     __table_args__ = (
         Index("ix_enrichment_transformations_run_id", "run_id"),
+        # 009: one composite index for the (bronze_id, run_id) probes (replaces bronze_id alone).
         Index(
-            "ix_enrichment_transformations_bronze_id",
+            "ix_enrichment_transformations_bronze_run",
             "bronze_id",
+            "run_id",
             postgresql_where=text("bronze_id IS NOT NULL"),
         ),
         Index(
