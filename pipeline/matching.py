@@ -33,6 +33,7 @@ __all__ = [
     "KNOWN_ACTS",
     "Candidate",
     "TrackQuery",
+    "artist_key",
     "best_match",
     "identity_key",
     "match_confidence",
@@ -154,6 +155,13 @@ def normalise_name(s: str) -> str:
     return " ".join(text.split())
 
 
+def artist_key(name: str) -> str:
+    """The key one artist is known by: its normalised name, or the casefolded name when nothing
+    survives normalisation (a name of punctuation only). Silver artists are found, locked and
+    deduplicated by it."""
+    return normalise_name(name) or name.casefold()
+
+
 def split_artists(s: str) -> list[str]:
     """Individual artist names in order, deduplicated; known multi-word acts kept whole."""
     text = " ".join(_require_str(s, "artist").split())
@@ -169,7 +177,7 @@ def split_artists(s: str) -> list[str]:
     seen: set[str] = set()
     for piece in pieces:
         name = piece.strip(" \t-")
-        key = normalise_name(name) or name.casefold()
+        key = artist_key(name)
         if name and key not in seen:
             seen.add(key)
             result.append(name)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
-from pipeline.matching import identity_key, normalise_name, split_artists
+from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
 from pipeline.quality import assess
@@ -150,7 +150,7 @@ def upsert_artist(
 ) -> str:
     """One silver artist per normalised name (or alias); returns its id. ``locked``: the caller
     already holds this artist's advisory lock (a merge batch takes them all up front)."""
-    norm = normalise_name(name) or name.casefold()
+    norm = artist_key(name)
     if not locked:
         _lock(session, f"artist:{norm}")
     found = session.execute(
@@ -211,21 +211,10 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
     return session.execute(text(sql), params).first()
 
 
-def _existing_confidence(session: Session, silver_id: Any) -> dict[str, float | None]:
-    rows = session.execute(
-        text(
-            "SELECT metadata_field, current_confidence FROM field_provenance "
-            "WHERE silver_track_id = :id"
-        ),
-        {"id": silver_id},
-    )
-    return {r[0]: (None if r[1] is None else float(r[1])) for r in rows}
-
-
 def _prefetch_artists(session: Session, names: Sequence[str]) -> dict[str, str]:
     """normalised name -> id of the artists that already exist, for a whole batch in one query
     (the same match as :func:`upsert_artist`: name or alias, oldest first)."""
-    norms = sorted({normalise_name(n) or n.casefold() for n in names})
+    norms = sorted({artist_key(n) for n in names})
     if not norms:
         return {}
     rows = session.execute(
@@ -261,7 +250,7 @@ class _Prepared:
     def lock_keys(self) -> list[str]:
         keys = [f"track:{self.ikey}"]
         keys += [f"{col}:{self.values[col]}" for col in IDENTITY_IDS if self.values.get(col)]
-        keys += [f"artist:{normalise_name(n) or n.casefold()}" for n in self.artist_names]
+        keys += [f"artist:{artist_key(n)}" for n in self.artist_names]
         return keys
 
 
@@ -515,12 +504,13 @@ def _write_merge(
     ids of artists known to exist (normalised name -> id)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
     existing = _find_silver(session, values, p.ikey)
+    if existing is not None and str(existing.id) in deferred.silver_ids:
+        # An earlier job of this batch fed this track: write its provenance, then read again.
+        deferred.flush(session)
+        existing = _find_silver(session, values, p.ikey)
     # Provenance is written after this (deferred), so one read serves both uses below.
     known_conf: dict[str, float | None] = {}
-    if existing is not None and str(existing.id) in deferred.silver_ids:
-        deferred.flush(session)  # an earlier job of this batch fed this track: read its writes
-        known_conf = _existing_confidence(session, existing.id)
-    elif existing is not None:
+    if existing is not None:
         known_conf = {
             k: None if v is None else float(v) for k, v in (existing.known_confidence or {}).items()
         }
@@ -569,8 +559,7 @@ def _write_merge(
     links = [
         {
             "t": silver_id,
-            "a": known.get(normalise_name(name) or name.casefold())
-            or upsert_artist(session, name, locked=True),
+            "a": known.get(artist_key(name)) or upsert_artist(session, name, locked=True),
             "p": position,
         }
         for position, name in enumerate(p.artist_names)
@@ -591,6 +580,24 @@ def _insert_silver(
             f"VALUES (:bronze, :ikey, {', '.join(':' + c for c in cols)}) RETURNING *"
         ),
         params | {"ikey": ikey, "bronze": bronze_id},
+    ).one()
+    return cast(Mapping[str, Any], row._mapping)
+
+
+def _update_silver(
+    session: Session, updates: dict[str, Any], silver_id: str, bronze_id: str
+) -> Mapping[str, Any]:
+    """Write ``updates`` to the track and record ``bronze_id`` as one of its sources."""
+    sets = "".join(f"{c} = :{c}, " for c in updates)
+    row = session.execute(
+        text(
+            f"UPDATE silver_enriched_tracks SET {sets}"
+            "additional_bronze_ids = CASE WHEN bronze_id = CAST(:bronze AS uuid) OR "
+            "CAST(:bronze AS uuid) = ANY(additional_bronze_ids) THEN additional_bronze_ids "
+            "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END "
+            "WHERE id = :id RETURNING *"
+        ),
+        updates | {"id": silver_id, "bronze": bronze_id},
     ).one()
     return cast(Mapping[str, Any], row._mapping)
 
@@ -652,26 +659,11 @@ def _write_silver(
             or (new_conf is not None and new_conf >= old_conf)
         ):
             updates[col] = new
-    sets = ", ".join(f"{c} = :{c}" for c in updates)
-    params = updates | {"id": silver_id, "bronze": bronze_id}
-    add_bronze = (
-        "additional_bronze_ids = CASE WHEN bronze_id = CAST(:bronze AS uuid) OR "
-        "CAST(:bronze AS uuid) = ANY(additional_bronze_ids) THEN additional_bronze_ids "
-        "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END"
-    )
     try:
         with session.begin_nested():
-            row = session.execute(
-                text(
-                    f"UPDATE silver_enriched_tracks SET "
-                    f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id RETURNING *"
-                ),
-                params,
-            ).one()
-            return cast(Mapping[str, Any], row._mapping)
+            return _update_silver(session, updates, silver_id, bronze_id)
     except IntegrityError:
         safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
-        sets = ", ".join(f"{c} = :{c}" for c in safe)
         warnings.append(
             {
                 "field": "identity",
@@ -679,14 +671,7 @@ def _write_silver(
                 "another silver track; not copied (possible duplicate)",
             }
         )
-        row = session.execute(
-            text(
-                f"UPDATE silver_enriched_tracks SET "
-                f"{sets + ', ' if sets else ''}{add_bronze} WHERE id = :id RETURNING *"
-            ),
-            safe | {"id": silver_id, "bronze": bronze_id},
-        ).one()
-        return cast(Mapping[str, Any], row._mapping)
+        return _update_silver(session, safe, silver_id, bronze_id)
 
 
 _MERGE_TRANSFORMATION_SQL = text("""
