@@ -22,6 +22,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db.bulk import Bulk
 from pipeline.matching import TrackQuery
 from pipeline.runs import load_plan, run_snapshot
 from pipeline.waterfall import Outcome, next_lookups
@@ -85,9 +86,11 @@ def is_unidentified(artist: str | None, title: str | None) -> bool:
     return not a or not t or a == "id" or t == "id"
 
 
-_PLAN_ROUND_SQL = text(
+_PLAN_ROUND = Bulk.of(
     "INSERT INTO enrichment_lookups (job_id, provider, round, fields) "
-    "VALUES (:job, :provider, :round, :fields) ON CONFLICT DO NOTHING"
+    "SELECT r.job, r.provider, r.round, r.fields FROM {rows} "
+    "ON CONFLICT DO NOTHING",
+    [("job", "uuid"), ("provider", "text"), ("round", "int"), ("fields", "text[]")],
 )
 
 
@@ -152,7 +155,7 @@ def create_jobs(
             )
             nxt.lookups.setdefault(provider, []).append(job_id)
     if rounds:
-        session.execute(_PLAN_ROUND_SQL, rounds)
+        _PLAN_ROUND.run(session, rounds)
     if nxt.merges:
         session.execute(
             text(
@@ -336,35 +339,51 @@ _LOCK_PENDING_SQL = text(
     """
 )
 
-_RESPONSE_SQL = text(
+_RESPONSE = Bulk.of(
     """
     INSERT INTO bronze_api_enrichments
         (bronze_track_id, api_provider, api_endpoint, api_version, request_params,
          raw_response, response_status, run_id)
-    VALUES (:bronze, :provider, :endpoint, :version, CAST(:params AS jsonb),
-            CAST(:body AS jsonb), :status, :run)
-    """
-)
+    SELECT r.bronze, r.provider, r.endpoint, r.version, r.params, r.body, r.status, r.run
+    FROM {rows}
+    """,
+    [
+        ("bronze", "uuid"), ("provider", "text"), ("endpoint", "text"), ("version", "text"),
+        ("params", "jsonb"), ("body", "jsonb"), ("status", "int"), ("run", "uuid"),
+    ],
+)  # fmt: skip
 
-_TRANSFORMATION_SQL = text(
+_TRANSFORMATION = Bulk.of(
     """
     INSERT INTO enrichment_transformations
         (run_id, bronze_id, transformation_type, metadata_field, provider_used,
          provider_confidence, input_value, output_value, success, error_message, retry_count,
          processing_time_ms, api_endpoint_called, api_response_code, api_cost_usd)
-    VALUES (:run, :bronze, 'enrichment', :field, :provider, :conf, CAST(:input AS jsonb),
-            CAST(:output AS jsonb), :success, :error, :retries, :ms, :endpoint, :code, :cost)
-    """
-)
+    SELECT r.run, r.bronze, 'enrichment', r.field, r.provider, r.conf, r.input, r.output,
+           r.success, r.error, r.retries, r.ms, r.endpoint, r.code, r.cost
+    FROM {rows}
+    """,
+    [
+        ("run", "uuid"), ("bronze", "uuid"), ("field", "text"), ("provider", "text"),
+        ("conf", "numeric"), ("input", "jsonb"), ("output", "jsonb"), ("success", "bool"),
+        ("error", "text"), ("retries", "int"), ("ms", "int"), ("endpoint", "text"),
+        ("code", "int"), ("cost", "numeric"),
+    ],
+)  # fmt: skip
 
-_CLOSE_SQL = text(
+_CLOSE = Bulk.of(
     """
-    UPDATE enrichment_lookups SET status = :status, attempts = :attempts,
-           api_calls = :calls, cost_usd = :cost, latency_ms = :ms, error = :error,
+    UPDATE enrichment_lookups l SET status = r.status, attempts = r.attempts,
+           api_calls = r.calls, cost_usd = r.cost, latency_ms = r.ms, error = r.error,
            updated_at = now()
-    WHERE job_id = :job AND provider = :provider
-    """
-)
+    FROM {rows}
+    WHERE l.job_id = r.job AND l.provider = r.provider
+    """,
+    [
+        ("status", "text"), ("attempts", "int"), ("calls", "int"), ("cost", "numeric"),
+        ("ms", "int"), ("error", "text"), ("job", "uuid"), ("provider", "text"),
+    ],
+)  # fmt: skip
 
 
 def _response_rows(li: LookupInput, responses: Sequence[Any]) -> list[dict[str, Any]]:
@@ -477,13 +496,12 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
                 "provider": li.provider,
             }
         )
-    for sql, rows in (
-        (_RESPONSE_SQL, responses),
-        (_TRANSFORMATION_SQL, transformations),
-        (_CLOSE_SQL, closes),
+    for statement, rows in (
+        (_RESPONSE, responses),
+        (_TRANSFORMATION, transformations),
+        (_CLOSE, closes),
     ):
-        if rows:
-            session.execute(sql, rows)
+        statement.run(session, rows)
     return advance_many(session, sorted({job for job, _ in todo}))
 
 
@@ -604,7 +622,7 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
             ),
             {"ids": bumped},
         )
-        session.execute(_PLAN_ROUND_SQL, next_round)
+        _PLAN_ROUND.run(session, next_round)
     if nxt.merges:
         session.execute(
             text(

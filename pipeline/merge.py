@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from db.bulk import Bulk, unique_waves
 from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
 from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
@@ -247,10 +248,18 @@ class _Prepared:
     ikey: str
     artist_names: list[str]
 
-    def lock_keys(self) -> list[str]:
+    def lock_keys(self, existing_artists: Mapping[str, str]) -> list[str]:
+        """Advisory lock keys this job's writes need. An artist that already exists needs
+        none: it is only linked, never created or changed, and artists are never deleted.
+        (Locking every credited artist made concurrent batches that share one popular artist
+        wait for each other's whole merge.)"""
         keys = [f"track:{self.ikey}"]
         keys += [f"{col}:{self.values[col]}" for col in IDENTITY_IDS if self.values.get(col)]
-        keys += [f"artist:{artist_key(n)}" for n in self.artist_names]
+        keys += [
+            f"artist:{key}"
+            for key in map(artist_key, self.artist_names)
+            if key not in existing_artists
+        ]
         return keys
 
 
@@ -282,25 +291,27 @@ class _Deferred:
         self.silver_ids.add(silver_id)
 
     def flush(self, session: Session) -> None:
-        for sql, rows in (
-            (_MERGE_TRANSFORMATION_SQL, self.merges),
-            (_PROVENANCE_SQL, self.provenance),
-            (_TRACK_ARTIST_SQL, self.track_artists),
-            (_JOB_MERGED_SQL, self.merged_jobs),
-        ):
-            if rows:
-                session.execute(sql, rows)
-                rows.clear()
+        _MERGE_TRANSFORMATION.run(session, self.merges)
+        # One statement may not upsert a (track, field) twice: a track fed twice in a batch
+        # is flushed in between (``_write_merge``), and ``unique_waves`` guards the rest.
+        for wave in unique_waves(self.provenance, lambda r: (r["silver"], r["field"])):
+            _PROVENANCE.run(session, wave)
+        _TRACK_ARTIST.run(session, self.track_artists)
+        _JOB_MERGED.run(session, self.merged_jobs)
+        for rows in (self.merges, self.provenance, self.track_artists, self.merged_jobs):
+            rows.clear()
         self.silver_ids.clear()
 
 
-_TRACK_ARTIST_SQL = text(
+_TRACK_ARTIST = Bulk.of(
     "INSERT INTO silver_track_artists (track_id, artist_id, position) "
-    "VALUES (:t, :a, :p) ON CONFLICT DO NOTHING"
+    "SELECT r.t, r.a, r.p FROM {rows} ON CONFLICT DO NOTHING",
+    [("t", "uuid"), ("a", "uuid"), ("p", "int")],
 )
-_JOB_MERGED_SQL = text(
-    "UPDATE enrichment_jobs SET status = 'merged', silver_track_id = :s, merged_at = now(),"
-    " updated_at = now() WHERE id = :id"
+_JOB_MERGED = Bulk.of(
+    "UPDATE enrichment_jobs j SET status = 'merged', silver_track_id = r.s, merged_at = now(),"
+    " updated_at = now() FROM {rows} WHERE j.id = r.id",
+    [("s", "uuid"), ("id", "uuid")],
 )
 
 _JOBS_SQL = text(
@@ -438,7 +449,11 @@ def merge_jobs(
     prepared = [
         _prepare(session, j, known.get((str(j.run_id), str(j.bronze_track_id)), [])) for j in todo
     ]
-    keys = sorted({k for p in prepared for k in p.lock_keys()})
+    # Artists that exist before the batch, resolved in one query before locking (see
+    # ``lock_keys``). One created by a job of this batch is not cached: that job's savepoint
+    # may still roll back.
+    artists = _prefetch_artists(session, [n for p in prepared for n in p.artist_names])
+    keys = sorted({k for p in prepared for k in p.lock_keys(artists)})
     if keys:
         session.execute(
             text(
@@ -448,9 +463,6 @@ def merge_jobs(
             {"keys": keys},
         )
     deferred = _Deferred()
-    # Artists that exist before the batch, resolved in one query (they are locked above). One
-    # created by a job of this batch is not cached: that job's savepoint may still roll back.
-    artists = _prefetch_artists(session, [n for p in prepared for n in p.artist_names])
     for p in prepared:
         try:
             with session.begin_nested():
@@ -674,20 +686,31 @@ def _write_silver(
         return _update_silver(session, safe, silver_id, bronze_id)
 
 
-_MERGE_TRANSFORMATION_SQL = text("""
+_MERGE_TRANSFORMATION = Bulk.of(
+    """
     INSERT INTO enrichment_transformations
         (id, run_id, bronze_id, silver_id, transformation_type, metadata_field, provider_used,
          provider_confidence, input_value, output_value, transformation_rules, success)
-    VALUES (:id, :run, :bronze, :silver, 'merge', :field, :provider, :conf,
-            CAST(:input AS jsonb), CAST(:output AS jsonb), CAST(:rules AS jsonb), true)""")
+    SELECT r.id, r.run, r.bronze, r.silver, 'merge', r.field, r.provider, r.conf,
+           r.input, r.output, r.rules, true
+    FROM {rows}""",
+    [
+        ("id", "uuid"), ("run", "uuid"), ("bronze", "uuid"), ("silver", "uuid"),
+        ("field", "text"), ("provider", "text"), ("conf", "numeric"), ("input", "jsonb"),
+        ("output", "jsonb"), ("rules", "jsonb"),
+    ],
+)  # fmt: skip
 
-_PROVENANCE_SQL = text("""
+_PROVENANCE = Bulk.of(
+    """
     INSERT INTO field_provenance AS fp
         (silver_track_id, metadata_field, original_bronze_id, original_source, original_value,
          transformation_chain, final_transformation_id, current_value, current_confidence,
          current_provider, total_transformations, last_modified_run_id)
-    VALUES (:silver, :field, :bronze, :source, CAST(:orig AS jsonb), CAST(:chain AS uuid[]),
-            :final, CAST(:value AS jsonb), :conf, :provider, :n, :run)
+    SELECT r.silver, r.field, r.bronze, r.source, r.orig,
+           r.chain, r.final, r.value, r.conf,
+           r.provider, r.n, r.run
+    FROM {rows}
     ON CONFLICT (silver_track_id, metadata_field) DO UPDATE SET
         transformation_chain = fp.transformation_chain || EXCLUDED.transformation_chain,
         final_transformation_id = EXCLUDED.final_transformation_id,
@@ -696,7 +719,13 @@ _PROVENANCE_SQL = text("""
         current_provider = EXCLUDED.current_provider,
         total_transformations = fp.total_transformations + EXCLUDED.total_transformations,
         last_modified_run_id = EXCLUDED.last_modified_run_id,
-        updated_at = now()""")
+        updated_at = now()""",
+    [
+        ("silver", "uuid"), ("field", "text"), ("bronze", "uuid"), ("source", "text"),
+        ("orig", "jsonb"), ("chain", "uuid[]"), ("final", "uuid"), ("value", "jsonb"),
+        ("conf", "numeric"), ("provider", "text"), ("n", "int"), ("run", "uuid"),
+    ],
+)  # fmt: skip
 
 
 def write_merged(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_outcomes
@@ -301,3 +303,47 @@ def test_a_lookup_learns_ids_only_from_earlier_rounds(db_session: Session) -> No
     (li,) = lookup_inputs(db_session, jobs, provider)
     assert li.query.isrc == isrc
     assert li.query.provider_ids.get(first) == f"{first}-id"
+
+
+def test_batches_crediting_the_same_existing_artist_do_not_wait_for_each_other(
+    engine: Engine,
+) -> None:
+    """An artist that already exists is only linked, so merging it takes no advisory lock: a
+    batch still inside its transaction must not hold up another batch crediting the same
+    artist (with the lock, the second one waits for the first to commit; here it would hit the
+    lock timeout). An artist neither batch knows is still locked by both."""
+    from pipeline.merge import upsert_artist
+
+    tag = uuid.uuid4().hex[:6]
+    with Session(engine) as setup, setup.begin():
+        artist = upsert_artist(setup, f"Shared {tag}")
+    try:
+        with Session(engine) as first, Session(engine) as second:
+            first.begin()
+            second.begin()
+            second.execute(text("SET LOCAL lock_timeout = '3s'"))
+            a = _merge_unanswered(
+                first, [insert_scraped_track(first.connection(), f"Shared {tag}", "One")]
+            )
+            b = _merge_unanswered(
+                second, [insert_scraped_track(second.connection(), f"Shared {tag}", "Two")]
+            )  # raises LockNotAvailable if the first batch's artist lock were still held
+            linked = second.execute(
+                text("SELECT artist_id::text FROM silver_track_artists WHERE track_id = :t"),
+                {"t": b[0]},
+            ).scalar_one()
+            assert linked == artist and a[0] != b[0]
+            with pytest.raises(OperationalError, match="lock timeout"):
+                # a new artist, still being created by the first batch: the second one waits
+                _merge_unanswered(
+                    first, [insert_scraped_track(first.connection(), f"Fresh {tag}", "Three")]
+                )
+                second.execute(text("SET LOCAL lock_timeout = '300ms'"))
+                _merge_unanswered(
+                    second, [insert_scraped_track(second.connection(), f"Fresh {tag}", "Four")]
+                )
+            first.rollback()
+            second.rollback()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM silver_enriched_artists WHERE id = :a"), {"a": artist})
