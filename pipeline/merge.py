@@ -462,6 +462,48 @@ def merge_jobs(
             ),
             {"keys": keys},
         )
+    try:
+        # The batch in one savepoint, none per job: a savepoint pair costs about as much client
+        # CPU as the job's own statements. Any job failing sends the batch down the careful path.
+        with session.begin_nested():
+            deferred = _Deferred()
+            for p in prepared:
+                results[p.job.id].silver_track_id = _write_merge(
+                    session, p, override_fields, deferred, artists, careful=False
+                )
+            deferred.flush(session)
+    except OperationalError:
+        raise  # deadlock, lost connection: the whole batch is retried
+    except Exception:
+        for p in prepared:
+            results[p.job.id].silver_track_id = None
+        _merge_carefully(session, prepared, results, override_fields, artists)
+    if unidentified:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merged', merged_at = now(), "
+                "updated_at = now() WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": unidentified},
+        )
+    # Once per run, last: the run row lock is then held only until this batch commits.
+    for run_id in sorted({str(j.run_id) for j in jobs.values() if j.status != "merged"}):
+        if finish_run_if_done(session, run_id):
+            for job in jobs.values():
+                if str(job.run_id) == run_id:
+                    results[job.id].run_finished = True
+    return [results.get(i, MergeResult()) for i in ids]
+
+
+def _merge_carefully(
+    session: Session,
+    prepared: Sequence[_Prepared],
+    results: dict[str, MergeResult],
+    override_fields: bool,
+    artists: dict[str, str],
+) -> None:
+    """Each job in its own savepoint: one that cannot be merged ends ``failed`` with its error
+    and the others go on."""
     deferred = _Deferred()
     for p in prepared:
         try:
@@ -480,22 +522,10 @@ def merge_jobs(
                 ),
                 {"e": f"merge failed: {type(exc).__name__}: {exc}"[:2000], "id": p.job.id},
             )
-    deferred.flush(session)
-    if unidentified:
-        session.execute(
-            text(
-                "UPDATE enrichment_jobs SET status = 'merged', merged_at = now(), "
-                "updated_at = now() WHERE id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"ids": unidentified},
-        )
-    # Once per run, last: the run row lock is then held only until this batch commits.
-    for run_id in sorted({str(j.run_id) for j in jobs.values() if j.status != "merged"}):
-        if finish_run_if_done(session, run_id):
-            for job in jobs.values():
-                if str(job.run_id) == run_id:
-                    results[job.id].run_finished = True
-    return [results.get(i, MergeResult()) for i in ids]
+        # Flushed after each job, outside its savepoint: a job that fails must not roll back
+        # an earlier job's provenance (``_write_merge`` flushes inside its savepoint when it
+        # meets a track an earlier job fed).
+        deferred.flush(session)
 
 
 def merge_job(session: Session, job_id: str, *, override_fields: bool = False) -> MergeResult:
@@ -509,11 +539,14 @@ def _write_merge(
     override_fields: bool,
     deferred: _Deferred,
     artists: dict[str, str] | None = None,
+    *,
+    careful: bool = True,
 ) -> str:
     """Write one prepared job: silver track, quality, provenance, artists; returns the silver id.
     The caller already holds every advisory lock this needs. Provenance, track-artist links and
     the job's status go to ``deferred``; the caller flushes it once for the batch. ``artists``:
-    ids of artists known to exist (normalised name -> id)."""
+    ids of artists known to exist (normalised name -> id). ``careful=False``: no savepoint
+    around the silver write, an id conflict raises (the caller redoes the batch carefully)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
     existing = _find_silver(session, values, p.ikey)
     if existing is not None and str(existing.id) in deferred.silver_ids:
@@ -536,6 +569,7 @@ def _write_merge(
         override_fields,
         warnings,
         known_conf,
+        careful,
     )
     silver_id = str(final["id"])
     current = {c: final[c] for c in TRACK_COLUMNS}
@@ -637,10 +671,14 @@ def _write_silver(
     override: bool,
     warnings: list[dict[str, str]],
     current_conf: dict[str, float | None],
+    careful: bool = True,
 ) -> Mapping[str, Any]:
-    """Insert or update the silver track; returns the row as written (``RETURNING *``)."""
+    """Insert or update the silver track; returns the row as written (``RETURNING *``).
+    ``careful=False``: no savepoint, an id conflict raises ``IntegrityError``."""
     if existing is None:
         params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
+        if not careful:
+            return _insert_silver(session, params, ikey, bronze_id)
         try:
             with session.begin_nested():
                 return _insert_silver(session, params, ikey, bronze_id)
@@ -671,6 +709,8 @@ def _write_silver(
             or (new_conf is not None and new_conf >= old_conf)
         ):
             updates[col] = new
+    if not careful:
+        return _update_silver(session, updates, silver_id, bronze_id)
     try:
         with session.begin_nested():
             return _update_silver(session, updates, silver_id, bronze_id)

@@ -7,6 +7,7 @@ task merges a whole batch with ``merge_jobs``: these tests pin what batching mus
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -95,25 +96,35 @@ def test_record_outcomes_divides_a_failed_lookups_cost_across_fields(db_session:
     assert abs(total - Decimal("0.02")) < Decimal("0.00001")
 
 
-def _merging_job(session: Session, run: str, bronze: str, bpm: float) -> str:
+def _merging_job(
+    session: Session, run: str, bronze: str, bpm: float, ids: dict[str, str] | None = None
+) -> str:
+    """A job ready to merge: beatport answered ``bpm``; spotify answered ``ids`` (field ->
+    value, e.g. isrc, spotify_id), all at 0.99."""
+    answers = [("bpm", "beatport", str(bpm))]
+    answers += [(f, "spotify", json.dumps(v)) for f, v in (ids or {}).items()]
     job = str(
         session.execute(
             text(
                 "INSERT INTO enrichment_jobs (run_id, bronze_track_id, status, fields) "
-                "VALUES (:r, :b, 'merging', ARRAY['bpm', 'artist_name', 'track_title']) "
-                "RETURNING id"
+                "VALUES (:r, :b, 'merging', CAST(:f AS text[])) RETURNING id"
             ),
-            {"r": run, "b": bronze},
+            {
+                "r": run,
+                "b": bronze,
+                "f": ["artist_name", "track_title", *(f for f, _, _ in answers)],
+            },
         ).scalar_one()
     )
-    session.execute(
-        text(
-            "INSERT INTO enrichment_transformations (run_id, bronze_id, transformation_type,"
-            " metadata_field, provider_used, provider_confidence, output_value, success)"
-            " VALUES (:r, :b, 'enrichment', 'bpm', 'beatport', 0.99, CAST(:v AS jsonb), true)"
-        ),
-        {"r": run, "b": bronze, "v": str(bpm)},
-    )
+    for field_name, provider, value in answers:
+        session.execute(
+            text(
+                "INSERT INTO enrichment_transformations (run_id, bronze_id, transformation_type,"
+                " metadata_field, provider_used, provider_confidence, output_value, success)"
+                " VALUES (:r, :b, 'enrichment', :f, :p, 0.99, CAST(:v AS jsonb), true)"
+            ),
+            {"r": run, "b": bronze, "f": field_name, "p": provider, "v": value},
+        )
     return job
 
 
@@ -347,3 +358,52 @@ def test_batches_crediting_the_same_existing_artist_do_not_wait_for_each_other(
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM silver_enriched_artists WHERE id = :a"), {"a": artist})
+
+
+def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges(
+    db_session: Session,
+) -> None:
+    """A job whose ISRC finds track A but whose Spotify id already belongs to track C cannot
+    copy that id (unique). The batch falls back to one savepoint per job: that job still merges
+    into A, without the id and with a "possible duplicate" warning, and the other job of the
+    batch merges as usual."""
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    conn = db_session.connection()
+    isrc, spotify = f"QZ{tag[:3].upper()}{int(tag, 16) % 10**7:07d}", f"sp{tag}"
+    owners = [
+        _merging_job(db_session, run, insert_scraped_track(conn, f"A {tag}", "One"), 120.0,
+                     {"isrc": isrc}),
+        _merging_job(db_session, run, insert_scraped_track(conn, f"C {tag}", "Two"), 121.0,
+                     {"spotify_id": spotify}),
+    ]  # fmt: skip
+    a, c = (r.silver_track_id for r in merge_jobs(db_session, owners))
+    both = _merging_job(
+        db_session,
+        run,
+        insert_scraped_track(conn, f"B {tag}", "Three"),
+        122.0,
+        {"isrc": isrc, "spotify_id": spotify},
+    )
+    plain = _merging_job(db_session, run, insert_scraped_track(conn, f"D {tag}", "Four"), 123.0)
+    results = merge_jobs(db_session, [both, plain])
+    assert results[0].silver_track_id == a and results[1].silver_track_id not in (None, a, c)
+    tracks = {
+        r[0]: r[1:]
+        for r in db_session.execute(
+            text(
+                "SELECT id::text, isrc, spotify_id, bpm, validation_warnings::text "
+                "FROM silver_enriched_tracks WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": [a, c, results[1].silver_track_id]},
+        )
+    }
+    assert tracks[a][:3] == (isrc, None, Decimal("122.00"))
+    assert "possible duplicate" in tracks[a][3]
+    assert tracks[c][:2] == (None, spotify)
+    assert tracks[results[1].silver_track_id][2] == Decimal("123.00")
+    statuses = db_session.execute(
+        text("SELECT status FROM enrichment_jobs WHERE id = ANY(CAST(:ids AS uuid[]))"),
+        {"ids": [both, plain]},
+    ).scalars()
+    assert sorted(statuses) == ["merged", "merged"]
