@@ -76,6 +76,9 @@ def _without_nul(value: Any) -> Any:
 def to_jsonb(value: Any) -> str:
     """JSON text PostgreSQL's JSONB accepts. JSONB refuses U+0000, so a NUL inside a provider's
     body is stored as the visible six characters ``\\u0000`` instead of failing the write."""
+    encoded = json.dumps(value, ensure_ascii=False, default=str)
+    if "\\u0000" not in encoded:  # json escapes NUL as \u0000: no NUL, nothing to rewrite
+        return encoded  # (the walk below is most of the cost, and almost never needed)
     return json.dumps(_without_nul(value), ensure_ascii=False, default=str)
 
 
