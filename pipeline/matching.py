@@ -18,6 +18,7 @@ Scoring ladder (the numbers are contract, see docs/CONTRACTS.md):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 MIN_BEST_MATCH = 0.5
+# Bound of the memo caches of the pure name functions below: every candidate of every lookup is
+# scored against the same query, and charts bring the same names back again and again.
+_CACHE_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,14 @@ def _require_str(value: Any, what: str) -> str:
 
 def normalise_name(s: str) -> str:
     """Casefolded, accent-free, ``&``/``+``/``and`` unified, punctuation-free, single-spaced."""
+    return _normalise_name(_require_str(s, "name"))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)  # pure and hot (several calls per candidate name)
+def _normalise_name(s: str) -> str:
     # Unicode's caseless match, NFKD(casefold(NFKD(s))): a compatibility character with no case
     # mapping of its own (mathematical 𝖠) decomposes to a letter that still needs folding.
-    text = unicodedata.normalize("NFKD", _require_str(s, "name"))
+    text = unicodedata.normalize("NFKD", s)
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_SPECIAL_LETTERS)
     text = re.sub(r"[&+]", " and ", text)
@@ -227,11 +236,17 @@ class _Parts:
     base: str
     mix: str | None  # normalised; None for absent or neutral ("original"-like) versions
     mix_raw: str | None  # normalised, neutral versions kept (for the small penalty)
+    artists_text: str  # the artists sorted and space-joined, as the fuzzy comparison wants them
 
 
 def _parts(artist: Any, title: Any) -> _Parts:
     artist_text = artist if isinstance(artist, str) else ""
     title_text = title if isinstance(title, str) else ""
+    return _text_parts(artist_text, title_text)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)  # pure; _Parts is immutable, so sharing it is safe
+def _text_parts(artist_text: str, title_text: str) -> _Parts:
     base, featured = _split_featuring(" ".join(title_text.split()))
     base, mix = split_title(base)
     mix_norm = normalise_name(mix) if mix else None
@@ -242,7 +257,13 @@ def _parts(artist: Any, title: Any) -> _Parts:
         others = {n for n in names if f" {n} " not in f" {mix_norm} "}
         names = others or names
     neutral = mix_norm is None or mix_norm in _NEUTRAL_MIXES
-    return _Parts(frozenset(names), normalise_name(base), None if neutral else mix_norm, mix_norm)
+    return _Parts(
+        frozenset(names),
+        normalise_name(base),
+        None if neutral else mix_norm,
+        mix_norm,
+        " ".join(sorted(names)),
+    )
 
 
 def identity_key(artist: str, title: str) -> str:
@@ -274,7 +295,7 @@ def _similar(a: str, b: str) -> float:
 
 
 def _name_similarity(a: _Parts, b: _Parts) -> float:
-    artists = _similar(" ".join(sorted(a.artists)), " ".join(sorted(b.artists)))
+    artists = _similar(a.artists_text, b.artists_text)
     titles = _similar(a.base, b.base)
     # Geometric mean: the right artist with the wrong title (or vice versa) must stay low.
     return float((artists / 100.0) * (titles / 100.0)) ** 0.5
@@ -301,8 +322,12 @@ def _duration_penalty(query: TrackQuery, candidate: Candidate) -> float:
 
 def match_confidence(query: TrackQuery, candidate: Candidate) -> float:
     """How sure we are that ``candidate`` is the track ``query`` describes, in [0, 1]."""
-    q, c = _parts(query.artist, query.title), _parts(candidate.artist, candidate.title)
-    isrc_q, isrc_c = try_isrc(query.isrc), try_isrc(candidate.isrc)
+    return _score(query, _parts(query.artist, query.title), try_isrc(query.isrc), candidate)
+
+
+def _score(query: TrackQuery, q: _Parts, isrc_q: str | None, candidate: Candidate) -> float:
+    c = _parts(candidate.artist, candidate.title)
+    isrc_c = try_isrc(candidate.isrc)
     duration_penalty = _duration_penalty(query, candidate)
     similarity = _name_similarity(q, c)
     if isrc_q and isrc_q == isrc_c:
@@ -325,9 +350,11 @@ def best_match(
     query: TrackQuery, candidates: Iterable[Candidate]
 ) -> tuple[Candidate, float] | None:
     """The highest-scoring candidate (first wins ties), or None when it scores under 0.5."""
+    # The query's side of the comparison is the same for every candidate: work it out once.
+    q, isrc_q = _parts(query.artist, query.title), try_isrc(query.isrc)
     best: tuple[Candidate, float] | None = None
     for candidate in candidates:
-        score = match_confidence(query, candidate)
+        score = _score(query, q, isrc_q, candidate)
         if best is None or score > best[1]:
             best = (candidate, score)
     if best is None or best[1] < MIN_BEST_MATCH:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from pipeline import matching
 from pipeline.matching import (
     Candidate,
     TrackQuery,
@@ -227,3 +228,64 @@ def test_identity_key_is_stable(artist: str, title: str) -> None:
     """identity_key is deterministic and normalise_name is idempotent."""
     assert identity_key(artist, title) == identity_key(artist, title)
     assert normalise_name(normalise_name(artist)) == normalise_name(artist)
+
+
+# --- the memo caches of the name functions (pipeline.matching._CACHE_SIZE) ---------------------
+SANDBOX_CATALOGUE = Path(__file__).parents[2] / "providers" / "sandbox" / "data" / "catalogue.csv"
+
+
+def _catalogue_rows() -> list[dict[str, str]]:
+    with SANDBOX_CATALOGUE.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def _clear_name_caches() -> None:
+    matching._normalise_name.cache_clear()
+    matching._text_parts.cache_clear()
+
+
+def test_cached_name_functions_equal_uncached_on_catalogue() -> None:
+    """Over every sandbox catalogue name (Beatport chart entries), the cached functions answer
+    what the undecorated ones compute, on a miss and on a hit; warm caches change no match."""
+    rows = _catalogue_rows()
+    uncached_norm = matching._normalise_name.__wrapped__
+    uncached_parts = matching._text_parts.__wrapped__
+    for row in rows:
+        artist, title = row["artist"], row["title"]
+        for name in (artist, title, *split_artists(artist)):
+            assert normalise_name(name) == uncached_norm(name) == normalise_name(name)
+        assert matching._parts(artist, title) == uncached_parts(artist, title)
+    queries = [
+        TrackQuery(r["artist"], r["title"], r["isrc"] if i % 2 else None)
+        for i, r in enumerate(rows[:400])
+    ]
+    candidates = [Candidate(r["artist"], r["title"], None, r.get("isrc") or None) for r in rows]
+
+    def picks() -> list[tuple[str, str, float] | None]:
+        out: list[tuple[str, str, float] | None] = []
+        for i, query in enumerate(queries):
+            picked = best_match(query, candidates[i : i + 8])
+            out.append(None if picked is None else (picked[0].artist, picked[0].title, picked[1]))
+        return out
+
+    _clear_name_caches()
+    cold = picks()
+    warm = picks()
+    assert cold == warm
+    # best_match scores the query once; it must agree with match_confidence per candidate.
+    for i, query in enumerate(queries[:50]):
+        scores = [match_confidence(query, c) for c in candidates[i : i + 8]]
+        assert cold[i] is None or cold[i][2] == max(scores)
+
+
+@given(names, names)
+def test_cached_parts_equal_uncached(artist: str, title: str) -> None:
+    """Any text: the memoised normalisation and parts equal a fresh computation."""
+    assert normalise_name(artist) == matching._normalise_name.__wrapped__(artist)
+    assert matching._parts(artist, title) == matching._text_parts.__wrapped__(artist, title)
+
+
+def test_name_caches_are_bounded() -> None:
+    """The caches are LRU with a fixed size, so a long-running worker cannot grow them."""
+    for cached in (matching._normalise_name, matching._text_parts):
+        assert cached.cache_info().maxsize == matching._CACHE_SIZE
