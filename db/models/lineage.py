@@ -94,6 +94,14 @@ class EnrichmentTransformation(Base):
         ),
         Index("ix_enrichment_transformations_field_provider", "metadata_field", "provider_used"),
         Index("ix_enrichment_transformations_created_at", text("created_at DESC")),
+        # 010: the previous merge of a (silver track, field), for replay summaries and trace.
+        Index(
+            "ix_enrichment_transformations_merge_history",
+            "silver_id",
+            "metadata_field",
+            text("created_at DESC"),
+            postgresql_where=text("transformation_type = 'merge'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
