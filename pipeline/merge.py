@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
@@ -559,7 +559,24 @@ def _write_merge(
         known_conf = {
             k: None if v is None else float(v) for k, v in (existing.known_confidence or {}).items()
         }
-    final = _write_silver(
+    required = p.plan.required_fields()
+    optional = [f for f in p.plan.rules if f not in required]
+
+    def quality(current: Mapping[str, Any]) -> dict[str, Any]:
+        """The quality columns for the track's values as written (``current``)."""
+        all_conf = known_conf | {k: v for k, v in confidences.items() if k in current}
+        q = assess(current, all_conf, required, optional, warnings)
+        return {
+            "q_score": q.score,
+            "q_status": q.status,
+            "q_errors": to_jsonb(q.errors),
+            "q_warnings": to_jsonb(warnings),
+            "q_meta": to_jsonb(p.metadata),
+            "q_conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
+            "q_run": p.run_id,
+        }
+
+    silver_id = _write_silver(
         session,
         existing,
         values,
@@ -569,36 +586,8 @@ def _write_merge(
         override_fields,
         warnings,
         known_conf,
+        quality,
         careful,
-    )
-    silver_id = str(final["id"])
-    current = {c: final[c] for c in TRACK_COLUMNS}
-    all_conf = known_conf | {k: v for k, v in confidences.items() if k in current}
-    quality = assess(
-        current,
-        all_conf,
-        p.plan.required_fields(),
-        [f for f in p.plan.rules if f not in p.plan.required_fields()],
-        warnings,
-    )
-    session.execute(
-        text("""UPDATE silver_enriched_tracks SET data_quality_score = :score,
-                    validation_status = :status, validation_errors = CAST(:errors AS jsonb),
-                    validation_warnings = CAST(:warnings AS jsonb),
-                    enrichment_metadata = enrichment_metadata || CAST(:meta AS jsonb),
-                    field_confidence = field_confidence || CAST(:conf AS jsonb),
-                    enrichment_run_id = :run, enriched_at = now(), validated_at = now()
-                WHERE id = :id"""),
-        {
-            "score": quality.score,
-            "status": quality.status,
-            "errors": to_jsonb(quality.errors),
-            "warnings": to_jsonb(warnings),
-            "meta": to_jsonb(p.metadata),
-            "conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
-            "run": p.run_id,
-            "id": silver_id,
-        },
     )
     rows = _provenance_rows(silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules)
     known = artists or {}
@@ -616,9 +605,25 @@ def _write_merge(
     return silver_id
 
 
+_QUALITY_SETS = (
+    "data_quality_score = :q_score, validation_status = :q_status, "
+    "validation_errors = CAST(:q_errors AS jsonb), "
+    "validation_warnings = CAST(:q_warnings AS jsonb), "
+    "enrichment_metadata = enrichment_metadata || CAST(:q_meta AS jsonb), "
+    "field_confidence = field_confidence || CAST(:q_conf AS jsonb), "
+    "enrichment_run_id = :q_run, enriched_at = now(), validated_at = now()"
+)
+
+
 def _insert_silver(
-    session: Session, params: dict[str, Any], ikey: str, bronze_id: str
-) -> Mapping[str, Any]:
+    session: Session,
+    params: dict[str, Any],
+    ikey: str,
+    bronze_id: str,
+    quality: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> str:
+    """Insert the track, then its quality columns (judged on the row as PostgreSQL stored it,
+    defaults included)."""
     cols = list(params)
     row = session.execute(
         text(
@@ -627,25 +632,35 @@ def _insert_silver(
         ),
         params | {"ikey": ikey, "bronze": bronze_id},
     ).one()
-    return cast(Mapping[str, Any], row._mapping)
+    silver_id = str(row.id)
+    session.execute(
+        text(f"UPDATE silver_enriched_tracks SET {_QUALITY_SETS} WHERE id = :id"),
+        quality(dict(row._mapping)) | {"id": silver_id},
+    )
+    return silver_id
 
 
 def _update_silver(
-    session: Session, updates: dict[str, Any], silver_id: str, bronze_id: str
-) -> Mapping[str, Any]:
-    """Write ``updates`` to the track and record ``bronze_id`` as one of its sources."""
+    session: Session,
+    updates: dict[str, Any],
+    silver_id: str,
+    bronze_id: str,
+    quality: dict[str, Any],
+) -> str:
+    """Write ``updates`` and the quality columns to the track in one statement, and record
+    ``bronze_id`` as one of its sources."""
     sets = "".join(f"{c} = :{c}, " for c in updates)
-    row = session.execute(
+    session.execute(
         text(
-            f"UPDATE silver_enriched_tracks SET {sets}"
+            f"UPDATE silver_enriched_tracks SET {sets}{_QUALITY_SETS}, "
             "additional_bronze_ids = CASE WHEN bronze_id = CAST(:bronze AS uuid) OR "
             "CAST(:bronze AS uuid) = ANY(additional_bronze_ids) THEN additional_bronze_ids "
             "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END "
-            "WHERE id = :id RETURNING *"
+            "WHERE id = :id"
         ),
-        updates | {"id": silver_id, "bronze": bronze_id},
-    ).one()
-    return cast(Mapping[str, Any], row._mapping)
+        updates | quality | {"id": silver_id, "bronze": bronze_id},
+    )
+    return silver_id
 
 
 def winner_rules(w: Winner, rule: FieldRule, config_run_id: str) -> dict[str, Any]:
@@ -671,17 +686,20 @@ def _write_silver(
     override: bool,
     warnings: list[dict[str, str]],
     current_conf: dict[str, float | None],
+    quality: Callable[[Mapping[str, Any]], dict[str, Any]],
     careful: bool = True,
-) -> Mapping[str, Any]:
-    """Insert or update the silver track; returns the row as written (``RETURNING *``).
-    ``careful=False``: no savepoint, an id conflict raises ``IntegrityError``."""
+) -> str:
+    """Insert or update the silver track with its quality columns; returns its id.
+    ``quality(values as written)``: the quality columns' parameters, computed after any
+    warning about dropped ids. ``careful=False``: no savepoint, an id conflict raises
+    ``IntegrityError``."""
     if existing is None:
         params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
         if not careful:
-            return _insert_silver(session, params, ikey, bronze_id)
+            return _insert_silver(session, params, ikey, bronze_id, quality)
         try:
             with session.begin_nested():
-                return _insert_silver(session, params, ikey, bronze_id)
+                return _insert_silver(session, params, ikey, bronze_id, quality)
         except IntegrityError:
             # Another record already owns one of the ids (an ISRC shared by two names): keep the
             # track, drop the conflicting ids, and say so.
@@ -693,7 +711,7 @@ def _write_silver(
                 }
             )
             safe = {c: v for c, v in params.items() if c not in IDENTITY_IDS}
-            return _insert_silver(session, safe, ikey, bronze_id)
+            return _insert_silver(session, safe, ikey, bronze_id, quality)
     silver_id = str(existing.id)
     updates: dict[str, Any] = {}
     for col in TRACK_COLUMNS:
@@ -709,11 +727,16 @@ def _write_silver(
             or (new_conf is not None and new_conf >= old_conf)
         ):
             updates[col] = new
+
+    def written(cols: dict[str, Any]) -> dict[str, Any]:
+        # The values the track has once ``cols`` are written: what quality is judged on.
+        return {c: cols[c] if c in cols else existing._mapping[c] for c in TRACK_COLUMNS}
+
     if not careful:
-        return _update_silver(session, updates, silver_id, bronze_id)
+        return _update_silver(session, updates, silver_id, bronze_id, quality(written(updates)))
     try:
         with session.begin_nested():
-            return _update_silver(session, updates, silver_id, bronze_id)
+            return _update_silver(session, updates, silver_id, bronze_id, quality(written(updates)))
     except IntegrityError:
         safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
         warnings.append(
@@ -723,7 +746,7 @@ def _write_silver(
                 "another silver track; not copied (possible duplicate)",
             }
         )
-        return _update_silver(session, safe, silver_id, bronze_id)
+        return _update_silver(session, safe, silver_id, bronze_id, quality(written(safe)))
 
 
 _MERGE_TRANSFORMATION = Bulk.of(
