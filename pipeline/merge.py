@@ -10,6 +10,7 @@ twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -645,10 +646,10 @@ def _update_silver(
     updates: dict[str, Any],
     silver_id: str,
     bronze_id: str,
-    quality: dict[str, Any],
+    quality_params: dict[str, Any],
 ) -> str:
-    """Write ``updates`` and the quality columns to the track in one statement, and record
-    ``bronze_id`` as one of its sources."""
+    """Write ``updates`` and the quality columns (``quality_params``, see ``_QUALITY_SETS``) to
+    the track in one statement, and record ``bronze_id`` as one of its sources."""
     sets = "".join(f"{c} = :{c}, " for c in updates)
     session.execute(
         text(
@@ -658,7 +659,7 @@ def _update_silver(
             "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END "
             "WHERE id = :id"
         ),
-        updates | quality | {"id": silver_id, "bronze": bronze_id},
+        updates | quality_params | {"id": silver_id, "bronze": bronze_id},
     )
     return silver_id
 
@@ -693,14 +694,15 @@ def _write_silver(
     ``quality(values as written)``: the quality columns' parameters, computed after any
     warning about dropped ids. ``careful=False``: no savepoint, an id conflict raises
     ``IntegrityError``."""
+    savepoint = session.begin_nested if careful else contextlib.nullcontext
     if existing is None:
         params = {c: values[c] for c in TRACK_COLUMNS if values.get(c) is not None}
-        if not careful:
-            return _insert_silver(session, params, ikey, bronze_id, quality)
         try:
-            with session.begin_nested():
+            with savepoint():
                 return _insert_silver(session, params, ikey, bronze_id, quality)
         except IntegrityError:
+            if not careful:
+                raise
             # Another record already owns one of the ids (an ISRC shared by two names): keep the
             # track, drop the conflicting ids, and say so.
             warnings.append(
@@ -732,12 +734,12 @@ def _write_silver(
         # The values the track has once ``cols`` are written: what quality is judged on.
         return {c: cols[c] if c in cols else existing._mapping[c] for c in TRACK_COLUMNS}
 
-    if not careful:
-        return _update_silver(session, updates, silver_id, bronze_id, quality(written(updates)))
     try:
-        with session.begin_nested():
+        with savepoint():
             return _update_silver(session, updates, silver_id, bronze_id, quality(written(updates)))
     except IntegrityError:
+        if not careful:
+            raise
         safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
         warnings.append(
             {

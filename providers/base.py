@@ -111,9 +111,8 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _failure_for_breaker(exc: ProviderError) -> bool:
-    if isinstance(exc, RateLimited):
-        return not exc.local
-    return isinstance(exc, TransientError | MalformedResponse)
+    # What is worth retrying says the provider is struggling; so does a reply we cannot read.
+    return _retryable(exc) or isinstance(exc, MalformedResponse)
 
 
 @functools.cache
