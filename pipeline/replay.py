@@ -280,7 +280,7 @@ def process_jobs(
 
     ``lookup=None`` is the stored replay: each provider's stored responses for the whole batch
     are read in one query and re-parsed in memory (:func:`stored_outcomes`); each round is then
-    recorded with one ``record_outcomes`` per provider, and the batch merged with one
+    recorded with one ``record_outcomes`` for all its providers, and the batch merged with one
     ``merge_jobs``: a few statements per batch instead of a few dozen per job. Replays
     override the current silver values (re-deriving them is the point of the request); a
     partial replay writes only its fields (:func:`merge_fields`).
@@ -291,13 +291,17 @@ def process_jobs(
             pending.setdefault(provider, []).append(job_id)
         if not pending:
             break
+        # Every provider of the round is recorded together: one lock, one write per table and
+        # one fan-in (``advance_many``) per round, not one per provider. Fan-in per provider
+        # also found the jobs still waiting on the round's other providers, and did nothing.
+        outcomes: list[LookupOutcome] = []
         for provider, jobs in pending.items():
             inputs = lookup_inputs(session, jobs, provider)
             if lookup is None:
-                outcomes = stored_outcomes(session, provider, inputs)
+                outcomes += stored_outcomes(session, provider, inputs)
             else:
-                outcomes = [_ask(session, lookup, li) for li in inputs]
-            record_outcomes(session, outcomes, attempts=1)
+                outcomes += [_ask(session, lookup, li) for li in inputs]
+        record_outcomes(session, outcomes, attempts=1)
     if partial:
         return [merge_fields(session, job_id) for job_id in job_ids]
     return merge_jobs(session, job_ids, override_fields=True)
