@@ -251,9 +251,16 @@ def _start_gold(session: Session, row: QueueRow, run_id: str) -> Started:
 
 
 # --- processing jobs ----------------------------------------------------------------------------
+# Each job's lookups by primary key (see ``pipeline.enrich._PENDING_BY_KEY`` for why not a
+# plain "status = 'pending'" filter).
 _PENDING_SQL = text(
-    "SELECT provider, job_id::text FROM enrichment_lookups "
-    "WHERE job_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' ORDER BY provider, job_id"
+    """
+    SELECT l.provider, l.job_id::text FROM unnest(CAST(:ids AS uuid[])) AS k(job_id)
+    CROSS JOIN LATERAL (
+      SELECT provider, job_id, status FROM enrichment_lookups l WHERE l.job_id = k.job_id OFFSET 0
+    ) l
+    WHERE l.status = 'pending' ORDER BY l.provider, l.job_id
+    """
 )
 
 

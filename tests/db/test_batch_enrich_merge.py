@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -126,6 +127,18 @@ def _merging_job(
             {"r": run, "b": bronze, "f": field_name, "p": provider, "v": value},
         )
     return job
+
+
+def _silver(session: Session, columns: str, ids: list[Any]) -> dict[str, tuple[Any, ...]]:
+    """silver track id -> ``columns`` of those tracks."""
+    rows = session.execute(
+        text(
+            f"SELECT id::text, {columns} FROM silver_enriched_tracks "
+            "WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": ids},
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Session) -> None:
@@ -388,16 +401,11 @@ def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges
     plain = _merging_job(db_session, run, insert_scraped_track(conn, f"D {tag}", "Four"), 123.0)
     results = merge_jobs(db_session, [both, plain])
     assert results[0].silver_track_id == a and results[1].silver_track_id not in (None, a, c)
-    tracks = {
-        r[0]: r[1:]
-        for r in db_session.execute(
-            text(
-                "SELECT id::text, isrc, spotify_id, bpm, validation_warnings::text "
-                "FROM silver_enriched_tracks WHERE id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"ids": [a, c, results[1].silver_track_id]},
-        )
-    }
+    tracks = _silver(
+        db_session,
+        "isrc, spotify_id, bpm, validation_warnings::text",
+        [a, c, results[1].silver_track_id],
+    )
     assert tracks[a][:3] == (isrc, None, Decimal("122.00"))
     assert "possible duplicate" in tracks[a][3]
     assert tracks[c][:2] == (None, spotify)
@@ -407,3 +415,36 @@ def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges
         {"ids": [both, plain]},
     ).scalars()
     assert sorted(statuses) == ["merged", "merged"]
+
+
+def test_a_batch_finds_tracks_made_earlier_in_the_same_batch_and_before_it(
+    db_session: Session,
+) -> None:
+    """The batch looks up every job's silver track in one statement before writing. A job must
+    still find a track that an earlier job of the same batch created (same ISRC, other names:
+    the up-front lookup found nothing for it), and a job matching a track that existed before
+    the batch must land on that track; an unrelated job gets a track of its own."""
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    conn = db_session.connection()
+    isrc, spotify = f"QY{tag[:3].upper()}{int(tag, 16) % 10**7:07d}", f"sp{tag}"
+    before = merge_jobs(
+        db_session,
+        [_merging_job(db_session, run, insert_scraped_track(conn, f"Old {tag}", "Zero"), 119.0,
+                      {"spotify_id": spotify})],
+    )[0].silver_track_id  # fmt: skip
+    batch = [
+        _merging_job(db_session, run, insert_scraped_track(conn, f"E {tag}", "Five"), 125.0,
+                     {"isrc": isrc}),
+        _merging_job(db_session, run, insert_scraped_track(conn, f"F {tag}", "Six"), 126.0,
+                     {"isrc": isrc}),
+        _merging_job(db_session, run, insert_scraped_track(conn, f"G {tag}", "Seven"), 127.0,
+                     {"spotify_id": spotify}),
+        _merging_job(db_session, run, insert_scraped_track(conn, f"H {tag}", "Eight"), 128.0),
+    ]  # fmt: skip
+    e, f, g, h = (r.silver_track_id for r in merge_jobs(db_session, batch))
+    assert e == f and g == before and h not in (None, e, before)
+    rows = _silver(db_session, "bpm, cardinality(additional_bronze_ids)", [e, g, h])
+    # The later job of each pair wrote last (replays override; merges keep the more confident
+    # value, and all of these are 0.99): each track lists the other bronze row as a source.
+    assert rows[e][1] == 1 and rows[g][1] == 1 and rows[h] == (Decimal("128.00"), 0)
