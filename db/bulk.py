@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Result, TextClause, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 __all__ = ["Bulk", "Column", "rows_json", "unique_waves"]
@@ -59,11 +59,7 @@ class Bulk:
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once for all ``rows`` (nothing when there are none)."""
         if rows:
-            self.query(session, rows)
-
-    def query(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> Result[Any]:
-        """Execute once for all ``rows`` and return the result (a statement that reads)."""
-        return session.execute(self.sql, {"rows": rows_json(self.columns, rows)})
+            session.execute(self.sql, {"rows": rows_json(self.columns, rows)})
 
 
 def unique_waves(

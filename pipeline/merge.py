@@ -205,51 +205,12 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
             params[col] = ids[col]
     # The field confidences come with the track: one round trip per merged job fewer.
     sql = (
-        f"SELECT s.*, {_KNOWN_CONFIDENCE} "
+        "SELECT s.*, (SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
+        "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence "
         f"FROM silver_enriched_tracks s WHERE {' OR '.join(conditions)} "
         f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE OF s"
     )
     return session.execute(text(sql), params).first()
-
-
-_KNOWN_CONFIDENCE = (
-    "(SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
-    "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence"
-)
-# _find_silver for a whole batch: the same match and order, one row (or none) per job.
-_FIND_SILVER_MANY = Bulk.of(
-    f"""
-    SELECT r.n AS n, s.*, {_KNOWN_CONFIDENCE}
-    FROM {{rows}}
-    CROSS JOIN LATERAL (
-      SELECT s.* FROM silver_enriched_tracks s
-      WHERE s.identity_key = r.ikey OR {" OR ".join(f"s.{c} = r.{c}" for c in IDENTITY_IDS)}
-      ORDER BY CASE {" ".join(f"WHEN s.{c} = r.{c} THEN {i}" for i, c in enumerate(IDENTITY_IDS))}
-               WHEN s.identity_key = r.ikey THEN 9 ELSE 10 END
-      LIMIT 1 FOR NO KEY UPDATE OF s
-    ) s
-    """,
-    [("n", "int"), ("ikey", "text"), *((c, "text") for c in IDENTITY_IDS)],
-)
-
-
-def _identity_of(values: Mapping[str, Any], ikey: str) -> set[tuple[str, Any]]:
-    """Every key a silver track can be found by (``_find_silver``): identity key, provider ids."""
-    return {("identity_key", ikey)} | {(c, values[c]) for c in IDENTITY_IDS if values.get(c)}
-
-
-def _find_silver_many(session: Session, prepared: Sequence[_Prepared]) -> dict[str, Any]:
-    """job id -> the silver track each job would be merged into as the batch starts (or None),
-    in one statement instead of one per job. Rows are locked as ``_find_silver`` locks them."""
-    rows = [
-        {"n": n, "ikey": p.ikey} | {c: p.values[c] for c in IDENTITY_IDS if p.values.get(c)}
-        for n, p in enumerate(prepared)
-    ]
-    found: dict[str, Any] = {str(p.job.id): None for p in prepared}
-    if rows:
-        for row in _FIND_SILVER_MANY.query(session, rows):
-            found[str(prepared[row.n].job.id)] = row
-    return found
 
 
 def _prefetch_artists(session: Session, names: Sequence[str]) -> dict[str, str]:
@@ -314,9 +275,6 @@ class _Deferred:
     track_artists: list[dict[str, Any]] = field(default_factory=list)
     merged_jobs: list[dict[str, Any]] = field(default_factory=list)
     silver_ids: set[str] = field(default_factory=set)
-    #: Identity keys of every track an earlier job of the batch matched or wrote: a job sharing
-    #: none of them finds what the batch's up-front ``_find_silver_many`` found.
-    touched: set[tuple[str, Any]] = field(default_factory=set)
 
     def add(
         self,
@@ -505,8 +463,6 @@ def merge_jobs(
             ),
             {"keys": keys},
         )
-    # Before the savepoint: if the fast path rolls back, the careful path finds the same.
-    found = _find_silver_many(session, prepared)
     try:
         # The batch in one savepoint, none per job: a savepoint pair costs about as much client
         # CPU as the job's own statements. Any job failing sends the batch down the careful path.
@@ -514,7 +470,7 @@ def merge_jobs(
             deferred = _Deferred()
             for p in prepared:
                 results[p.job.id].silver_track_id = _write_merge(
-                    session, p, override_fields, deferred, artists, careful=False, found=found
+                    session, p, override_fields, deferred, artists, careful=False
                 )
             deferred.flush(session)
     except OperationalError:
@@ -522,7 +478,7 @@ def merge_jobs(
     except Exception:
         for p in prepared:
             results[p.job.id].silver_track_id = None
-        _merge_carefully(session, prepared, results, override_fields, artists, found)
+        _merge_carefully(session, prepared, results, override_fields, artists)
     if unidentified:
         session.execute(
             text(
@@ -546,7 +502,6 @@ def _merge_carefully(
     results: dict[str, MergeResult],
     override_fields: bool,
     artists: dict[str, str],
-    found: Mapping[str, Any],
 ) -> None:
     """Each job in its own savepoint: one that cannot be merged ends ``failed`` with its error
     and the others go on."""
@@ -555,7 +510,7 @@ def _merge_carefully(
         try:
             with session.begin_nested():
                 results[p.job.id].silver_track_id = _write_merge(
-                    session, p, override_fields, deferred, artists, found=found
+                    session, p, override_fields, deferred, artists
                 )
         except OperationalError:
             raise  # deadlock, lost connection: the whole batch is retried
@@ -587,29 +542,18 @@ def _write_merge(
     artists: dict[str, str] | None = None,
     *,
     careful: bool = True,
-    found: Mapping[str, Any] | None = None,
 ) -> str:
     """Write one prepared job: silver track, quality, provenance, artists; returns the silver id.
     The caller already holds every advisory lock this needs. Provenance, track-artist links and
     the job's status go to ``deferred``; the caller flushes it once for the batch. ``artists``:
     ids of artists known to exist (normalised name -> id). ``careful=False``: no savepoint
-    around the silver write, an id conflict raises (the caller redoes the batch carefully).
-    ``found``: ``_find_silver_many`` of the batch, used unless an earlier job of the batch
-    matched or wrote a track this job could match (then it is read again)."""
+    around the silver write, an id conflict raises (the caller redoes the batch carefully)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
-    keys = _identity_of(values, p.ikey)
-    if found is not None and str(p.job.id) in found and not keys & deferred.touched:
-        existing = found[str(p.job.id)]
-    else:
-        existing = _find_silver(session, values, p.ikey)
+    existing = _find_silver(session, values, p.ikey)
     if existing is not None and str(existing.id) in deferred.silver_ids:
         # An earlier job of this batch fed this track: write its provenance, then read again.
         deferred.flush(session)
         existing = _find_silver(session, values, p.ikey)
-    # Whatever this job writes is found by these keys (its own, and the matched track's).
-    deferred.touched |= keys
-    if existing is not None:
-        deferred.touched |= _identity_of(existing._mapping, existing.identity_key)
     # Provenance is written after this (deferred), so one read serves both uses below.
     known_conf: dict[str, float | None] = {}
     if existing is not None:
