@@ -345,9 +345,8 @@ class LookupOutcome:
     responses: Sequence[Any] = ()
 
 
-# Rows are locked as the keys are read, so callers pass the keys sorted by (job, provider) (a
-# job id as text sorts as the uuid does):
-# concurrent batches then lock in one order and cannot deadlock.
+# Rows are locked as the keys are read, so callers pass the keys sorted by (job, provider), and
+# concurrent batches lock in one order and cannot deadlock (a job id as text sorts as the uuid).
 _LOCK_PENDING_SQL = text(
     f"""
     SELECT l.job_id::text, l.provider

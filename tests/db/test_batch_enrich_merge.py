@@ -420,10 +420,10 @@ def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges
 def test_a_batch_finds_tracks_made_earlier_in_the_same_batch_and_before_it(
     db_session: Session,
 ) -> None:
-    """The batch looks up every job's silver track in one statement before writing. A job must
-    still find a track that an earlier job of the same batch created (same ISRC, other names:
-    the up-front lookup found nothing for it), and a job matching a track that existed before
-    the batch must land on that track; an unrelated job gets a track of its own."""
+    """A job must find a track that an earlier job of the same batch created (same ISRC, other
+    names: a lookup made for the whole batch before its writes would have found nothing), and a
+    job matching a track that existed before the batch must land on that track; an unrelated job
+    gets a track of its own. What any batched silver lookup must keep."""
     run = str(start_run(db_session, "manual", "test"))
     tag = uuid.uuid4().hex[:6]
     conn = db_session.connection()
