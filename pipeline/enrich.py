@@ -12,7 +12,6 @@ backend. Callers enqueue :class:`Next` only after commit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +21,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.bulk import Bulk
+from db.bulk import Bulk, json_text
 from pipeline.matching import TrackQuery
 from pipeline.runs import load_plan, run_snapshot
 from pipeline.waterfall import Outcome, next_lookups
@@ -76,10 +75,10 @@ def _without_nul(value: Any) -> Any:
 def to_jsonb(value: Any) -> str:
     """JSON text PostgreSQL's JSONB accepts. JSONB refuses U+0000, so a NUL inside a provider's
     body is stored as the visible six characters ``\\u0000`` instead of failing the write."""
-    encoded = json.dumps(value, ensure_ascii=False, default=str)
-    if "\\u0000" not in encoded:  # json escapes NUL as \u0000: no NUL, nothing to rewrite
+    encoded = json_text(value)
+    if "\\u0000" not in encoded:  # JSON escapes NUL as \u0000: no NUL, nothing to rewrite
         return encoded  # (the walk below is most of the cost, and almost never needed)
-    return json.dumps(_without_nul(value), ensure_ascii=False, default=str)
+    return json_text(_without_nul(value))
 
 
 def is_unidentified(artist: str | None, title: str | None) -> bool:
