@@ -496,14 +496,15 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
     for o in todo.values():
         li = o.li
         raw = o.result.responses if o.result is not None else o.responses
-        cost = li.cost_per_call * len(raw)
+        calls = sum(r.calls for r in raw)
+        cost = li.cost_per_call * calls
         responses += _response_rows(li, raw)
         transformations += _transformation_rows(o, raw, attempts, cost)
         closes.append(
             {
                 "status": o.result.status if o.result is not None else o.status,
                 "attempts": attempts,
-                "calls": len(raw),
+                "calls": calls,
                 "cost": cost,
                 "ms": o.latency_ms if o.result is not None else None,
                 "error": None if o.result is not None else (o.error or "failed")[:2000],

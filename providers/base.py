@@ -9,6 +9,7 @@ redacted ``RawResponse``, and wraps each logical lookup in the provider's circui
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib.metadata
@@ -16,15 +17,15 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 import tenacity
 
 from providers._http import decode_body, parse_retry_after, read_bounded, redact
-from providers.breaker import BreakerConfig, CircuitBreaker, TransitionCallback
+from providers.breaker import BreakerConfig, BreakerState, CircuitBreaker, TransitionCallback
 from providers.contract import LookupResult, Provider, RawResponse, TrackQuery
 from providers.errors import (
     AuthError,
@@ -42,6 +43,7 @@ from providers.settings import ProviderSettings, settings_for
 __all__ = [
     "USER_AGENT",
     "Answerer",
+    "BatchPart",
     "CannedReply",
     "ClientCredentials",
     "HttpProvider",
@@ -102,6 +104,34 @@ class CannedReply:
 # (method, absolute URL, query params) -> the reply; raises a ProviderError (e.g. a stored
 # timeout) instead of answering.
 Answerer = Callable[[str, str, Mapping[str, Any] | None], CannedReply]
+
+
+# (method, absolute URL, params as sorted string pairs): how a held batch part is found.
+RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def request_key(method: str, url: str, params: Mapping[str, Any] | None) -> RequestKey:
+    return method, url, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items()))
+
+
+@dataclass(slots=True)
+class _BatchRequest:
+    """One batch request whose parts are held; the first part used counts it (``calls``)."""
+
+    elapsed_ms: float
+    counted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPart:
+    """One id's part of a batch request's answer, held for the request that id's own lookup
+    makes (``request``: the one-id form of the batch endpoint)."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    reply: CannedReply
+    request: _BatchRequest = field(compare=False)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -165,6 +195,9 @@ class HttpProvider(Provider):
         self.breaker = breaker or CircuitBreaker(
             self.name, BreakerConfig(), on_transition=on_transition
         )
+        # Parts of batch requests, answered to the lookups of the batch (see ``batched``).
+        self._held: dict[RequestKey, BatchPart] = {}
+        self._held_lock = threading.Lock()
 
     def _rate_limit(self, given: RateLimitConfig | None) -> RateLimitConfig:
         # Precedence: env override > value from enrichment_providers (caller) > our default.
@@ -186,6 +219,66 @@ class HttpProvider(Provider):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- batch endpoints ---------------------------------------------------------------------
+    def batch_parts(
+        self, queries: Sequence[TrackQuery], fields: Collection[str]
+    ) -> list[BatchPart]:
+        """Ask the provider's batch endpoints once for many lookups; one part per id (default:
+        the provider has none)."""
+        return []
+
+    def part(
+        self, batch: _BatchRequest, path: str, params: Mapping[str, Any], body: Any
+    ) -> BatchPart:
+        """The part of ``batch`` that the one-id request ``GET path?params`` is answered with."""
+        return BatchPart("GET", self.url(path), dict(params), CannedReply(200, redact(body)), batch)
+
+    def batch_request(self, path: str, params: Mapping[str, Any]) -> tuple[Reply, _BatchRequest]:
+        """Send a batch request (limited, retried like any request); its parts go to lookups."""
+        started = time.perf_counter()
+        reply = self.request("GET", path, params=params)
+        return reply, _BatchRequest(round((time.perf_counter() - started) * 1000, 2))
+
+    @contextlib.contextmanager
+    def batched(self, queries: Sequence[TrackQuery], fields: Collection[str]) -> Iterator[int]:
+        """Within the block, lookups of ``queries`` are answered from batch requests made here.
+
+        A provider with a batch endpoint (AcousticBrainz: 25 recordings per request, where the
+        old API allowed 10 requests per 10 s) asks it once for a task's lookups; each lookup
+        then makes its usual one-id request, answered with its part, and stores that part as
+        its own exchange, so stored replay answers it the same way. Yields the number of parts
+        held. A batch request that fails is logged and skipped: the lookups ask one by one, and
+        their errors take the usual paths (retries, the breaker).
+        """
+        parts: list[BatchPart] = []
+        # Not while the breaker is open or probing: the lookups are refused or probe one by one.
+        if (
+            self.answerer is None
+            and self.settings.base_url
+            and len(queries) > 1
+            and self.breaker.state is BreakerState.CLOSED
+        ):
+            try:
+                parts = self.batch_parts(queries, fields)
+            except ProviderError as exc:
+                logger.warning("%s batch request failed (%s); asking one by one", self.name, exc)
+        keys = [(request_key(p.method, p.path, p.params), p) for p in parts]
+        with self._held_lock:
+            self._held.update(keys)
+        try:
+            yield len(parts)
+        finally:
+            with self._held_lock:
+                for key, held in keys:
+                    if self._held.get(key) is held:
+                        del self._held[key]
+
+    def _take_held(
+        self, method: str, url: str, params: Mapping[str, Any] | None
+    ) -> BatchPart | None:
+        with self._held_lock:
+            return self._held.pop(request_key(method, url, params), None)
 
     # --- the logical lookup: breaker + response collection ---------------------------------------
     def lookup(self, query: TrackQuery, fields: Collection[str]) -> LookupResult:
@@ -318,6 +411,10 @@ class HttpProvider(Provider):
                 if optional:
                     raise self.capability("not requested by the original lookup") from exc
                 raise
+        if self._held:
+            held = self._take_held(method, url, params)
+            if held is not None:
+                return self._send_held(held)
         if limited:
             self.limiter.acquire()
         all_headers = {"User-Agent": USER_AGENT, **self.default_headers, **(headers or {})}
@@ -354,13 +451,36 @@ class HttpProvider(Provider):
         recorded as given (a stored body was redacted when it was first stored)."""
         started = time.perf_counter()
         canned = answerer(method, url, params)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        return self._reply_from(method, url, params, canned, elapsed_ms, calls=1)
+
+    def _send_held(self, held: BatchPart) -> Reply:
+        """:meth:`_send` for a held part of a batch request (no network)."""
+        with self._held_lock:
+            calls = 0 if held.request.counted else 1
+            held.request.counted = True
+        return self._reply_from(
+            held.method, held.path, held.params, held.reply, held.request.elapsed_ms, calls=calls
+        )
+
+    def _reply_from(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        canned: CannedReply,
+        elapsed_ms: float,
+        *,
+        calls: int,
+    ) -> Reply:
         raw = RawResponse(
             endpoint=f"{method} {url}",
             params=redact(dict(params or {})),
             status_code=canned.status_code,
             body=canned.body,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            elapsed_ms=elapsed_ms,
             api_version=self.api_version,
+            calls=calls,
         )
         collected = _collected.get()
         if collected is not None:

@@ -54,7 +54,12 @@ class FieldValue:
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """One HTTP exchange as stored in bronze (credentials redacted)."""
+    """One HTTP exchange as stored in bronze (credentials redacted).
+
+    ``calls``: the provider requests it stands for (what ``api_calls`` and cost count). One id's
+    part of a batch request (see ``HttpProvider.batched``) is stored as that id's own request;
+    the first part used counts the batch request, the others 0.
+    """
 
     endpoint: str
     params: Mapping[str, Any]
@@ -62,6 +67,7 @@ class RawResponse:
     body: Any
     elapsed_ms: float
     api_version: str | None = None
+    calls: int = 1
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import text
 from db.engine import session_scope
 from pipeline.enrich import LookupInput, LookupOutcome, Next, lookup_inputs, record_outcomes
 from pipeline.scraper_providers import SCRAPER_PROVIDERS, ScraperProvider
+from providers.base import HttpProvider
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
 from tasks.app import app
 from tasks.dispatch import dispatch
@@ -116,6 +118,15 @@ def _call(client: Any, li: LookupInput) -> Any:
         with session_scope() as session:
             return client.lookup(session, li.query, li.fields)
     return client.lookup(li.query, li.fields)
+
+
+def _batched(client: Any, inputs: Sequence[LookupInput]) -> AbstractContextManager[object]:
+    """The provider's batch requests for the live lookups of a message (``HttpProvider.batched``;
+    stored replay and scraper providers have none)."""
+    live = [li for li in inputs if li.replay_mode != "stored"]
+    if not isinstance(client, HttpProvider) or len(live) < 2:
+        return nullcontext()
+    return client.batched([li.query for li in live], sorted({f for li in live for f in li.fields}))
 
 
 def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
@@ -222,12 +233,13 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
         # A job whose lookup is already answered (a redelivered message) yields None.
         inputs = lookup_inputs(session, job_ids, provider)
     attempts = self.request.retries + 1
-    batch = run_lookups(
-        lambda li: _call(client, li),
-        inputs,
-        attempts=attempts,
-        can_retry=self.request.retries < MAX_LOOKUP_RETRIES,
-    )
+    with _batched(client, inputs):
+        batch = run_lookups(
+            lambda li: _call(client, li),
+            inputs,
+            attempts=attempts,
+            can_retry=self.request.retries < MAX_LOOKUP_RETRIES,
+        )
     dispatch(_record(batch.outcomes, attempts))
     if batch.retry_ids:
         error = batch.retry_error

@@ -38,6 +38,8 @@ PROVIDERS = (
     "tidal",
 )
 Handler = Callable[[Request], Awaitable[Response]]
+#: Ids per AcousticBrainz bulk request (the old API's limit).
+AB_BULK_MAX = 25
 _HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
 
 
@@ -263,6 +265,24 @@ def build_app(state: SandboxState) -> Starlette:
             return _json(shapes.acousticbrainz_high(t))
         return _json({"message": "Not found"}, 404)
 
+    async def ab_bulk(request: Request) -> Response:
+        # GET /low-level?recording_ids=a;b:1 -> {mbid: {"0": doc}} for the ids it knows (an
+        # unknown id is simply absent, as the old API did), at most 25 ids per request.
+        level = request.path_params["level"]
+        if level not in ("low-level", "high-level"):
+            return _json({"message": "Not found"}, 404)
+        ids = [i for i in request.query_params.get("recording_ids", "").split(";") if i]
+        if not ids or len(ids) > AB_BULK_MAX:
+            return _json({"message": f"recording_ids takes 1 to {AB_BULK_MAX} ids"}, 400)
+        shape = shapes.acousticbrainz_low if level == "low-level" else shapes.acousticbrainz_high
+        body: dict[str, Any] = {}
+        for item in ids:
+            mbid, _, offset = item.partition(":")
+            t = cat.by_id("acousticbrainz", mbid)
+            if t is not None and offset in ("", "0"):
+                body[mbid] = {"0": shape(t)}
+        return _json({**body, "mbid_mapping": {}})
+
     # --- deezer -------------------------------------------------------------------------------
     _deezer_404 = {"error": {"type": "DataException", "message": "no data", "code": 800}}
 
@@ -401,6 +421,7 @@ def build_app(state: SandboxState) -> Starlette:
         Route("/discogs/database/search", g("discogs", discogs_search)),
         Route("/discogs/releases/{id}", g("discogs", discogs_release)),
         Route("/lastfm/2.0/", g("lastfm", lastfm)),
+        Route("/acousticbrainz/api/v1/{level}", g("acousticbrainz", ab_bulk)),
         Route("/acousticbrainz/api/v1/{mbid}/{level}", g("acousticbrainz", ab)),
         Route("/deezer/search/track", g("deezer", deezer_search)),
         Route("/deezer/track/{id}", g("deezer", deezer_track)),

@@ -120,6 +120,36 @@ def test_setlist_of_30_reaches_gold_with_waterfall_values(worker: Any, engine: E
     assert float(gold.harmonic_flow_score) == flow
     assert gold.key_changes == changes
     assert float(gold.track_identification_rate) == 1.0
+    _assert_acousticbrainz_lookups_shared_batch_requests(engine, tag)
+
+
+def _assert_acousticbrainz_lookups_shared_batch_requests(engine: Engine, tag: str) -> None:
+    """A lookup task asks AcousticBrainz's bulk endpoint once for its jobs: fewer requests
+    counted than lookups answered, and each lookup stored its own one-id request."""
+    with engine.connect() as conn:
+        ab = conn.execute(
+            text("""
+            SELECT l.status, l.api_calls FROM enrichment_lookups l
+            JOIN enrichment_jobs j ON j.id = l.job_id
+            JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+            WHERE r.triggered_by = :t AND l.provider = 'acousticbrainz'"""),
+            {"t": tag},
+        ).all()
+        asked = (
+            conn.execute(
+                text("""
+            SELECT e.request_params->>'recording_ids' FROM bronze_api_enrichments e
+            JOIN enrichment_pipeline_runs r ON r.id = e.run_id
+            WHERE r.triggered_by = :t AND e.api_provider = 'acousticbrainz'"""),
+                {"t": tag},
+            )
+            .scalars()
+            .all()
+        )
+    answered = [r for r in ab if r.status in ("found", "not_found")]
+    assert len(answered) >= 10, ab
+    assert sum(r.api_calls for r in ab) < len(answered)
+    assert asked and all(";" not in ids for ids in asked)
 
 
 def test_same_message_twice_adds_nothing(worker: Any, engine: Engine) -> None:
