@@ -44,10 +44,11 @@ __all__ = [
 log = get_task_logger(__name__)
 
 MAX_LOOKUP_RETRIES = 4
-#: Lookups of one message asked at once (each worker process; 1 = one after the other). With 40
-#: jobs per message, 4 threads left the 50 ms bench passes at ~49 tracks/s and 8 gave ~72; at
-#: 0 ms the count made no difference (bench/pipeline.py, 3k tracks).
-LOOKUP_THREADS = int(os.environ.get("SONGNODES_LOOKUP_THREADS", "8"))
+#: Lookups of one message asked at once (each worker process; 1 = one after the other).
+#: bench/pipeline.py, 40 jobs per message: 8 threads took the 50 ms passes from ~49 to ~72
+#: tracks/s, but the 10k pass at 0 ms from 105 to 96 tracks/s and worker PSS from 289 to 301 MB
+#: (target 300). Real providers' rate limits bind long before more threads would help.
+LOOKUP_THREADS = int(os.environ.get("SONGNODES_LOOKUP_THREADS", "4"))
 HEALTH_BY_STATE = {"closed": "healthy", "half_open": "degraded", "open": "down"}
 
 _lock = threading.Lock()
