@@ -623,22 +623,35 @@ def _insert_silver(
     bronze_id: str,
     quality: Callable[[Mapping[str, Any]], dict[str, Any]],
 ) -> str:
-    """Insert the track, then its quality columns (judged on the row as PostgreSQL stored it,
-    defaults included)."""
+    """Insert the track with its quality columns, in one statement.
+
+    Quality is judged on the values as given, not read back: it looks at which fields are
+    present, and PostgreSQL stores every given one as present (no column a rule reads has a
+    default; the write trigger only normalises the key). ``enrichment_metadata`` and
+    ``field_confidence`` default to ``{}``, so the update's ``||`` is the value itself here.
+    """
     cols = list(params)
-    row = session.execute(
+    quality_columns = {
+        "data_quality_score": ":q_score",
+        "validation_status": ":q_status",
+        "validation_errors": "CAST(:q_errors AS jsonb)",
+        "validation_warnings": "CAST(:q_warnings AS jsonb)",
+        "enrichment_metadata": "CAST(:q_meta AS jsonb)",
+        "field_confidence": "CAST(:q_conf AS jsonb)",
+        "enrichment_run_id": ":q_run",
+        "enriched_at": "now()",
+        "validated_at": "now()",
+    }
+    names = ["bronze_id", "identity_key", *cols, *quality_columns]
+    values = [":bronze", ":ikey", *(f":{c}" for c in cols), *quality_columns.values()]
+    new_id = session.execute(
         text(
-            f"INSERT INTO silver_enriched_tracks (bronze_id, identity_key, {', '.join(cols)}) "
-            f"VALUES (:bronze, :ikey, {', '.join(':' + c for c in cols)}) RETURNING *"
+            f"INSERT INTO silver_enriched_tracks ({', '.join(names)}) "
+            f"VALUES ({', '.join(values)}) RETURNING id"
         ),
-        params | {"ikey": ikey, "bronze": bronze_id},
-    ).one()
-    silver_id = str(row.id)
-    session.execute(
-        text(f"UPDATE silver_enriched_tracks SET {_QUALITY_SETS} WHERE id = :id"),
-        quality(dict(row._mapping)) | {"id": silver_id},
-    )
-    return silver_id
+        params | {"ikey": ikey, "bronze": bronze_id} | quality(params),
+    ).scalar_one()
+    return str(new_id)
 
 
 def _update_silver(

@@ -97,6 +97,84 @@ def test_record_outcomes_divides_a_failed_lookups_cost_across_fields(db_session:
     assert abs(total - Decimal("0.02")) < Decimal("0.00001")
 
 
+def test_a_batch_part_counted_by_another_lookup_costs_nothing(db_session: Session) -> None:
+    """Lookups answered from one batch request: the part that counts the request costs one
+    call, the others (``calls=0``) none, so the run pays for the requests actually made."""
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    bronzes = [
+        insert_scraped_track(db_session.connection(), f"Parts {tag}", f"T{i}") for i in range(2)
+    ]
+    nxt = create_jobs(db_session, run, bronzes)
+    provider, job_ids = sorted(nxt.lookups.items())[0]
+    inputs = [
+        type(li)(**{**li.__dict__, "cost_per_call": Decimal("0.01")})
+        for li in lookup_inputs(db_session, job_ids, provider)
+    ]
+    outcomes = []
+    for li, counted in zip(inputs, (1, 0), strict=True):
+        part = RawResponse(
+            "GET https://api.test/bulk", {"ids": li.bronze_id}, 200, {}, 1.0, calls=counted
+        )
+        outcomes.append(
+            LookupOutcome(li, result=LookupResult(provider, "not_found", responses=[part]))
+        )
+    record_outcomes(db_session, outcomes, attempts=1)
+    rows = db_session.execute(
+        text(
+            "SELECT l.api_calls, l.cost_usd FROM enrichment_lookups l JOIN enrichment_jobs j"
+            " ON j.id = l.job_id WHERE j.run_id = :r AND l.provider = :p ORDER BY l.api_calls DESC"
+        ),
+        {"r": run, "p": provider},
+    ).all()
+    assert [tuple(r) for r in rows] == [(1, Decimal("0.01")), (0, Decimal("0"))]
+    stored = db_session.execute(
+        text("SELECT count(*) FROM bronze_api_enrichments WHERE run_id = :r"), {"r": run}
+    ).scalar_one()
+    assert stored == 2  # each lookup still stores its part
+
+
+def test_a_new_tracks_quality_is_the_one_judged_on_the_stored_row(db_session: Session) -> None:
+    """A new silver track is written with its quality columns in one statement, judged on the
+    merged values; recomputing the quality from the row PostgreSQL stored gives the same."""
+    from pipeline.quality import assess
+    from pipeline.runs import load_plan
+
+    run = str(start_run(db_session, "manual", "test"))
+    tag = uuid.uuid4().hex[:6]
+    bronze = insert_scraped_track(db_session.connection(), f"Quality {tag}", "Stored")
+    job = _merging_job(db_session, run, bronze, 126.0, {"isrc": f"QZ{tag.upper()}00001"})
+    (result,) = merge_jobs(db_session, [job])
+    row = db_session.execute(
+        text("SELECT * FROM silver_enriched_tracks WHERE id = :s"), {"s": result.silver_track_id}
+    ).one()
+    plan = load_plan(db_session, run)
+    required = plan.required_fields()
+    optional = [f for f in plan.rules if f not in required]
+    stored = dict(row._mapping)
+    conf = {k: float(v) for k, v in row.field_confidence.items() if k in stored}
+    expected = assess(stored, conf, required, optional, row.validation_warnings)
+    assert (float(row.data_quality_score), row.validation_status, row.validation_errors) == (
+        expected.score,
+        expected.status,
+        expected.errors,
+    )
+    assert row.enrichment_run_id is not None and str(row.enrichment_run_id) == run
+    assert row.field_confidence["bpm"] == 0.99 and row.enriched_at is not None
+    # What makes judging the given values right: no column a rule reads has a default.
+    from pipeline.merge import TRACK_COLUMNS
+
+    defaults = db_session.execute(
+        text(
+            "SELECT column_name, column_default FROM information_schema.columns "
+            "WHERE table_name = 'silver_enriched_tracks' AND column_name = ANY(:c)"
+        ),
+        {"c": list(TRACK_COLUMNS)},
+    ).all()
+    assert len(defaults) == len(TRACK_COLUMNS)
+    assert [c for c, d in defaults if d is not None] == []
+
+
 def _merging_job(
     session: Session, run: str, bronze: str, bpm: float, ids: dict[str, str] | None = None
 ) -> str:
