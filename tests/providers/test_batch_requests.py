@@ -196,3 +196,24 @@ def test_the_bulk_request_names_every_id_and_splits_at_25(make_provider: Provide
     sent = [c.request.url.params["recording_ids"].split(";") for c in route.calls]
     assert [len(s) for s in sent] == [25, 5]
     assert sorted(i for s in sent for i in s) == sorted(ids)
+
+
+def test_overlapping_blocks_on_one_client_keep_each_others_parts(
+    sandbox: SandboxHandle, make_provider: ProviderFactory
+) -> None:
+    """Two messages' blocks at once on one client (a thread-pool worker shares clients): the
+    first block ending removes only its own parts, so the second block's lookups still find
+    theirs, including a recording both asked for."""
+    m1, m2, m3 = (t.provider_id("musicbrainz") for t in _tracks(sandbox, 3))
+    client = make_provider("acousticbrainz", sandbox.env)
+    first = client.batched([_query(m1), _query(m2)], ["bpm"])
+    second = client.batched([_query(m1), _query(m3)], ["bpm"])
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    before = _requests(sandbox)
+    results = [client.lookup(_query(m), ["bpm"]) for m in (m1, m3)]
+    assert _requests(sandbox) == before  # both answered from the second block's parts
+    assert all(r.status == "found" for r in results)
+    second.__exit__(None, None, None)
+    assert client._held == {}
