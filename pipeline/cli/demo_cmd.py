@@ -139,7 +139,8 @@ def _summary(tag: str, stats: dict[str, dict[str, int]], elapsed: float) -> None
                 str(r.found),
                 str(r.calls or 0),
                 f"{float(r.cost or 0):.4f}",
-                str(r.ms or ""),
+                # 0 is a real reading (lookups answered from a batch request's parts).
+                "" if r.ms is None else str(r.ms),
             )
         console.print(calls)
 
