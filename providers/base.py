@@ -128,7 +128,7 @@ class BatchPart:
     makes (``request``: the one-id form of the batch endpoint)."""
 
     method: str
-    path: str
+    url: str
     params: Mapping[str, Any]
     reply: CannedReply
     request: _BatchRequest = field(compare=False)
@@ -161,6 +161,8 @@ class HttpProvider(Provider):
     api_version: ClassVar[str | None] = None
     # Default wait when a throttle signal carries no Retry-After.
     default_retry_after_s: ClassVar[float] = 1.0
+    # True when the provider overrides ``batch_parts`` (see ``batched``).
+    has_batch_endpoint: ClassVar[bool] = False
     # Sent with every request (e.g. TIDAL's JSON:API media type).
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
 
@@ -254,7 +256,8 @@ class HttpProvider(Provider):
         parts: list[BatchPart] = []
         # Not while the breaker is open or probing: the lookups are refused or probe one by one.
         if (
-            self.answerer is None
+            self.has_batch_endpoint
+            and self.answerer is None
             and self.settings.base_url
             and len(queries) > 1
             and self.breaker.state is BreakerState.CLOSED
@@ -263,7 +266,9 @@ class HttpProvider(Provider):
                 parts = self.batch_parts(queries, fields)
             except ProviderError as exc:
                 logger.warning("%s batch request failed (%s); asking one by one", self.name, exc)
-        keys = [(request_key(p.method, p.path, p.params), p) for p in parts]
+            except Exception:  # a bug in one provider's batch code must not fail the message
+                logger.exception("%s batch request crashed; asking one by one", self.name)
+        keys = [(request_key(p.method, p.url, p.params), p) for p in parts]
         with self._held_lock:
             self._held.update(keys)
         try:
@@ -460,7 +465,7 @@ class HttpProvider(Provider):
             calls = 0 if held.request.counted else 1
             held.request.counted = True
         return self._reply_from(
-            held.method, held.path, held.params, held.reply, held.request.elapsed_ms, calls=calls
+            held.method, held.url, held.params, held.reply, held.request.elapsed_ms, calls=calls
         )
 
     def _reply_from(

@@ -217,3 +217,41 @@ def test_overlapping_blocks_on_one_client_keep_each_others_parts(
     assert all(r.status == "found" for r in results)
     second.__exit__(None, None, None)
     assert client._held == {}
+
+
+def test_a_crash_in_batch_code_leaves_the_lookups_to_ask_one_by_one(
+    sandbox: SandboxHandle,
+    make_provider: ProviderFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mbids = [t.provider_id("musicbrainz") for t in _tracks(sandbox, 2)]
+    client = make_provider("acousticbrainz", sandbox.env)
+
+    def broken(*_: Any) -> list[Any]:
+        raise KeyError("0")
+
+    monkeypatch.setattr(client, "batch_parts", broken)
+    with (
+        caplog.at_level(logging.ERROR),
+        client.batched([_query(m) for m in mbids], ["bpm"]) as held,
+    ):
+        results = [client.lookup(_query(m), ["bpm"]) for m in mbids]
+    assert held == 0 and "acousticbrainz batch request crashed" in caplog.text
+    assert [r.status for r in results] == ["found", "found"]
+
+
+def test_a_provider_without_a_batch_endpoint_costs_nothing_extra(
+    sandbox: SandboxHandle, make_provider: ProviderFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No request and no breaker read (a Redis round trip) per message for the others."""
+
+    def no_read(self: CircuitBreaker) -> Any:
+        raise AssertionError("breaker read")
+
+    monkeypatch.setattr(CircuitBreaker, "state", property(no_read))
+    client = make_provider("deezer", sandbox.env)
+    before = sandbox.stats().get("deezer", {}).get("requests", 0)
+    with client.batched([TrackQuery("A", "B"), TrackQuery("C", "D")], ["bpm"]) as held:
+        assert held == 0
+    assert sandbox.stats().get("deezer", {}).get("requests", 0) == before
