@@ -1,6 +1,6 @@
 """Batched lookup recording and batched merges on real PostgreSQL (each test rolled back).
 
-The lookup task records a whole message (up to 20 jobs) with ``record_outcomes`` and the merge
+The lookup task records a whole message (up to 40 jobs) with ``record_outcomes`` and the merge
 task merges a whole batch with ``merge_jobs``: these tests pin what batching must not change
 (redelivery adds nothing, one bad job does not sink the others, exact per-field counts).
 """
