@@ -101,11 +101,20 @@ class AcousticBrainzProvider(HttpProvider):
                 body = reply.body
                 if not isinstance(body, dict):
                     raise MalformedResponse("bulk reply is not an object", provider=self.name)
+                mapping = body.get("mbid_mapping")
+                mapping = mapping if isinstance(mapping, dict) else {}
                 for mbid in chunk:
-                    own = {mbid: body[mbid]} if mbid in body else {}
+                    # The server answers an id it knows by another spelling under that one
+                    # and says so in ``mbid_mapping``; a one-id request would answer the same.
+                    key = mapping.get(mbid, mbid)
+                    own = {key: body[key]} if key in body else {}
+                    mapped = {mbid: key} if key != mbid else {}
                     parts.append(
                         self.part(
-                            batch, f"/{level}", {"recording_ids": mbid}, own | {"mbid_mapping": {}}
+                            batch,
+                            f"/{level}",
+                            {"recording_ids": mbid},
+                            own | {"mbid_mapping": mapped},
                         )
                     )
         return parts

@@ -255,3 +255,30 @@ def test_a_provider_without_a_batch_endpoint_costs_nothing_extra(
     with client.batched([TrackQuery("A", "B"), TrackQuery("C", "D")], ["bpm"]) as held:
         assert held == 0
     assert sandbox.stats().get("deezer", {}).get("requests", 0) == before
+
+
+@respx.mock
+def test_an_id_the_server_maps_to_another_spelling_gets_its_document(
+    make_provider: ProviderFactory,
+) -> None:
+    """The old API answered a non-canonical id (here upper case) under the canonical one and
+    listed the pair in ``mbid_mapping``; the part keeps both, as a one-id request would."""
+    canonical = "aaaaaaaa-1111-4111-8111-111111111111"
+    upper = canonical.upper()
+    respx.get(f"{BASE}/low-level").respond(
+        200,
+        json={
+            canonical: {"0": _low(121.0)},
+            B: {"0": _low(122.0)},
+            "mbid_mapping": {upper: canonical},
+        },
+    )
+    client = make_provider("acousticbrainz", ENV)
+    with client.batched([_query(upper), _query(B)], ["bpm"]) as held:
+        results = [client.lookup(_query(m), ["bpm"]) for m in (upper, B)]
+    assert held == 2
+    assert [r.values["bpm"].value for r in results] == [121.0, 122.0]
+    assert results[0].responses[0].body == {
+        canonical: {"0": _low(121.0)},
+        "mbid_mapping": {upper: canonical},
+    }
