@@ -606,13 +606,24 @@ def _write_merge(
     return silver_id
 
 
-_QUALITY_SETS = (
-    "data_quality_score = :q_score, validation_status = :q_status, "
-    "validation_errors = CAST(:q_errors AS jsonb), "
-    "validation_warnings = CAST(:q_warnings AS jsonb), "
-    "enrichment_metadata = enrichment_metadata || CAST(:q_meta AS jsonb), "
-    "field_confidence = field_confidence || CAST(:q_conf AS jsonb), "
-    "enrichment_run_id = :q_run, enriched_at = now(), validated_at = now()"
+# The quality columns and what a merge writes to them (the ``q_*`` parameters come from the
+# merge's ``quality``). Both JSON objects named in _QUALITY_ADDED are added to what the track
+# has; a new track starts them at ``{}``, so an insert writes the value itself.
+_QUALITY_VALUES = {
+    "data_quality_score": ":q_score",
+    "validation_status": ":q_status",
+    "validation_errors": "CAST(:q_errors AS jsonb)",
+    "validation_warnings": "CAST(:q_warnings AS jsonb)",
+    "enrichment_metadata": "CAST(:q_meta AS jsonb)",
+    "field_confidence": "CAST(:q_conf AS jsonb)",
+    "enrichment_run_id": ":q_run",
+    "enriched_at": "now()",
+    "validated_at": "now()",
+}
+_QUALITY_ADDED = frozenset({"enrichment_metadata", "field_confidence"})
+_QUALITY_SETS = ", ".join(
+    f"{col} = {col} || {value}" if col in _QUALITY_ADDED else f"{col} = {value}"
+    for col, value in _QUALITY_VALUES.items()
 )
 
 
@@ -627,23 +638,11 @@ def _insert_silver(
 
     Quality is judged on the values as given, not read back: it looks at which fields are
     present, and PostgreSQL stores every given one as present (no column a rule reads has a
-    default; the write trigger only normalises the key). ``enrichment_metadata`` and
-    ``field_confidence`` default to ``{}``, so the update's ``||`` is the value itself here.
+    default; the write trigger only normalises the key).
     """
     cols = list(params)
-    quality_columns = {
-        "data_quality_score": ":q_score",
-        "validation_status": ":q_status",
-        "validation_errors": "CAST(:q_errors AS jsonb)",
-        "validation_warnings": "CAST(:q_warnings AS jsonb)",
-        "enrichment_metadata": "CAST(:q_meta AS jsonb)",
-        "field_confidence": "CAST(:q_conf AS jsonb)",
-        "enrichment_run_id": ":q_run",
-        "enriched_at": "now()",
-        "validated_at": "now()",
-    }
-    names = ["bronze_id", "identity_key", *cols, *quality_columns]
-    values = [":bronze", ":ikey", *(f":{c}" for c in cols), *quality_columns.values()]
+    names = ["bronze_id", "identity_key", *cols, *_QUALITY_VALUES]
+    values = [":bronze", ":ikey", *(f":{c}" for c in cols), *_QUALITY_VALUES.values()]
     new_id = session.execute(
         text(
             f"INSERT INTO silver_enriched_tracks ({', '.join(names)}) "
