@@ -43,7 +43,6 @@ def _probability(high: dict[str, Any], classifier: str, label: str) -> Any:
 class AcousticBrainzProvider(HttpProvider):
     name: ClassVar[str] = "acousticbrainz"
     supported_fields: ClassVar[frozenset[str]] = frozenset({"bpm", "key", "energy", "danceability"})
-    has_batch_endpoint: ClassVar[bool] = True
     settings_class = AcousticBrainzSettings
 
     @staticmethod

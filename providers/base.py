@@ -161,8 +161,6 @@ class HttpProvider(Provider):
     api_version: ClassVar[str | None] = None
     # Default wait when a throttle signal carries no Retry-After.
     default_retry_after_s: ClassVar[float] = 1.0
-    # True when the provider overrides ``batch_parts`` (see ``batched``).
-    has_batch_endpoint: ClassVar[bool] = False
     # Sent with every request (e.g. TIDAL's JSON:API media type).
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
 
@@ -256,7 +254,7 @@ class HttpProvider(Provider):
         parts: list[BatchPart] = []
         # Not while the breaker is open or probing: the lookups are refused or probe one by one.
         if (
-            self.has_batch_endpoint
+            type(self).batch_parts is not HttpProvider.batch_parts  # it has a batch endpoint
             and self.answerer is None
             and self.settings.base_url
             and len(queries) > 1

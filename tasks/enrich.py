@@ -124,10 +124,11 @@ def _call(client: Any, li: LookupInput) -> Any:
 
 
 def _batched(client: Any, inputs: Sequence[LookupInput]) -> AbstractContextManager[object]:
-    """The provider's batch requests for the live lookups of a message (``HttpProvider.batched``;
-    stored replay and scraper providers have none)."""
+    """The provider's batch requests for the live lookups of a message (``HttpProvider.batched``,
+    which also decides whether there is anything to batch; stored replay and scraper providers
+    have none)."""
     live = [li for li in inputs if li.replay_mode != "stored"]
-    if not isinstance(client, HttpProvider) or len(live) < 2:
+    if not isinstance(client, HttpProvider):
         return nullcontext()
     return client.batched([li.query for li in live], sorted({f for li in live for f in li.fields}))
 
