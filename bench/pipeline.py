@@ -20,7 +20,10 @@ The median of three such drains (one drain alone moved by up to a third between 
 Then the gold part: N synthetic silver+gold rows (realistic key/BPM spread) loaded with
 ``generate_series``, ``refresh_gold_materialized_views()`` timed, and 100 harmonic-suggestion
 queries for random tracks. Peak worker memory (RSS and PSS summed over the process tree) is
-sampled throughout. Cleanup always: worker killed, database dropped, Redis databases flushed.
+sampled throughout. CPU per track (and per no-op task) is printed split between the worker tree,
+the local PostgreSQL server and this process (bench + sandbox): on a saturated machine
+tracks/s is roughly the cores divided by it, and it is far steadier between runs than tracks/s.
+Cleanup always: worker killed, database dropped, Redis databases flushed.
 """
 
 from __future__ import annotations
@@ -145,6 +148,63 @@ class MemorySampler(threading.Thread):
         self.join(5)
 
 
+class CpuMeter:
+    """CPU seconds spent by the worker tree, the local PostgreSQL server and this process (the
+    bench and the in-process sandbox) between ``start()`` and ``stop()``.
+
+    Wall-clock throughput on this 2-core machine moved by a fifth between identical runs; CPU
+    per track hardly moves, and says where a track's cost goes. PostgreSQL is only counted when
+    it runs on this machine (its processes are found by name).
+    """
+
+    GROUPS = ("worker", "postgres", "bench+sandbox")
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+        self._start: dict[tuple[str, int], float] = {}
+        self.seconds: dict[str, float] = dict.fromkeys(self.GROUPS, 0.0)
+
+    def _sample(self) -> dict[tuple[str, int], float]:
+        import psutil
+
+        me = os.getpid()
+        out: dict[tuple[str, int], float] = {}
+        try:
+            root = psutil.Process(self.worker_pid)
+            worker = {root.pid, *(c.pid for c in root.children(recursive=True))}
+        except psutil.Error:
+            worker = set()
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if proc.pid in worker:
+                    group = "worker"
+                elif proc.pid == me:
+                    group = "bench+sandbox"
+                elif (proc.info["name"] or "").startswith("postgres"):
+                    group = "postgres"
+                else:
+                    continue
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            out[(group, proc.pid)] = times.user + times.system
+        return out
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> None:
+        # A process that started during the window counts from zero, one that ended is lost
+        # (PostgreSQL backends of this bench live for the whole run).
+        for (group, pid), seconds in self._sample().items():
+            self.seconds[group] += seconds - self._start.get((group, pid), 0.0)
+
+    def per_item_ms(self, items: int) -> str:
+        parts = [f"{g} {self.seconds[g] * 1000 / max(items, 1):.1f}" for g in self.GROUPS]
+        total = sum(self.seconds.values()) * 1000 / max(items, 1)
+        return f"{total:.1f} ms ({', '.join(parts)})"
+
+
 @contextmanager
 def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator[int]:
     """``celery -A bench.pipeline worker`` on every queue; yields its pid; always killed."""
@@ -214,7 +274,9 @@ def _drain_seconds(broker: Any, count: int) -> float:
 NOOP_ROUNDS = 3
 
 
-def noop_throughput(broker: Any, count: int, rounds: int = NOOP_ROUNDS) -> list[float]:
+def noop_throughput(
+    broker: Any, count: int, rounds: int = NOOP_ROUNDS, meter: CpuMeter | None = None
+) -> list[float]:
     """no-op tasks/s of ``rounds`` drains of ``count`` tasks each, in the order measured.
 
     An untimed warm-up round first: the pool children's first tasks pay imports and connections.
@@ -222,7 +284,12 @@ def noop_throughput(broker: Any, count: int, rounds: int = NOOP_ROUNDS) -> list[
     ~700 tasks/s, three in a row in one worker 527-595.
     """
     _drain_seconds(broker, min(count, 200))
-    return [count / _drain_seconds(broker, count) for _ in range(rounds)]
+    if meter:
+        meter.start()
+    drains = [count / _drain_seconds(broker, count) for _ in range(rounds)]
+    if meter:
+        meter.stop()
+    return drains
 
 
 @dataclass
@@ -235,6 +302,7 @@ class PassResult:
     p50_s: float
     p95_s: float
     not_found_share: float
+    cpu: str = ""
 
     @property
     def tracks_per_s(self) -> float:
@@ -246,6 +314,7 @@ class PassResult:
             f"{self.tracks_per_s:7.1f} tracks/s  {self.calls_per_track:5.2f} calls/track  "
             f"gold {self.gold_rows:>6}  ingest->gold p50 {self.p50_s:6.2f} s "
             f"p95 {self.p95_s:6.2f} s  not_found lookups {self.not_found_share:.0%}"
+            + (f"\n{'':<22} CPU per track {self.cpu}" if self.cpu else "")
         )
 
 
@@ -289,7 +358,13 @@ SELECT (SELECT count(*) FROM j),
 
 
 def run_pass(
-    conn: Any, sandbox: Any, name: str, tracks: list[dict[str, Any]], mode: str, latency_ms: float
+    conn: Any,
+    sandbox: Any,
+    name: str,
+    tracks: list[dict[str, Any]],
+    mode: str,
+    latency_ms: float,
+    meter: CpuMeter | None = None,
 ) -> PassResult:
     """Send ``tracks`` through the real pipeline and wait for gold; return what was measured."""
     from pipeline.gold import GOLD_STATUSES
@@ -302,6 +377,8 @@ def run_pass(
         sandbox.configure(provider, latency_ms=latency_ms)
     tag = f"bench:{name}:{uuid.uuid4().hex[:8]}"
     batches = [tracks[i : i + INGEST_BATCH] for i in range(0, len(tracks), INGEST_BATCH)]
+    if meter:
+        meter.start()
     wall0 = time.time()
     for batch in batches:
         ingest_batch.apply_async((batch, tag, "bench"))
@@ -321,6 +398,8 @@ def run_pass(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name}: no progress for {stall_s:.0f} s ({open_jobs} jobs open)")
         time.sleep(0.25)
+    if meter:
+        meter.stop()
     jobs, calls, not_found, last, lat = conn.execute(_STATS, {"t": tag}).fetchone()
     conn.commit()
     latencies = sorted(float(x) for x in (lat or []))
@@ -334,6 +413,7 @@ def run_pass(
         p50_s=_quantile(latencies, 0.50),
         p95_s=_quantile(latencies, 0.95),
         not_found_share=float(not_found),
+        cpu=meter.per_item_ms(len(tracks)) if meter else "",
     )
     print(result.line(), flush=True)
     return result
@@ -469,11 +549,14 @@ def main(argv: list[str] | None = None) -> None:
                 sampler = MemorySampler(pid)
                 sampler.start()
                 try:
-                    drains = noop_throughput(broker, args.noop_tasks)
+                    noop_cpu = CpuMeter(pid)
+                    drains = noop_throughput(broker, args.noop_tasks, meter=noop_cpu)
                     noop_tps = statistics.median(drains)
                     print(
                         f"no-op: {noop_tps:.1f} tasks/s, median of {len(drains)} drains of "
-                        f"{args.noop_tasks} tasks ({', '.join(f'{d:.1f}' for d in drains)})",
+                        f"{args.noop_tasks} tasks ({', '.join(f'{d:.1f}' for d in drains)}); "
+                        f"CPU per task "
+                        f"{noop_cpu.per_item_ms(args.noop_tasks * len(drains))}",
                         flush=True,
                     )
                     n, m = args.tracks, args.latency_tracks
@@ -483,7 +566,9 @@ def main(argv: list[str] | None = None) -> None:
                         ("parallel 50ms", m, n + m, "parallel", 50.0),
                     ]
                     passes = [
-                        run_pass(conn, sandbox, name, envelopes(k, off, nonce), mode, ms)
+                        run_pass(
+                            conn, sandbox, name, envelopes(k, off, nonce), mode, ms, CpuMeter(pid)
+                        )
                         for name, k, off, mode, ms in plan
                     ]
                 finally:
