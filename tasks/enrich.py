@@ -36,6 +36,7 @@ __all__ = [
     "LOOKUP_THREADS",
     "LookupBatch",
     "lookup",
+    "lookup_pool",
     "provider_instance",
     "record_health",
     "run_lookups",
@@ -53,6 +54,9 @@ HEALTH_BY_STATE = {"closed": "healthy", "half_open": "degraded", "open": "down"}
 
 _lock = threading.Lock()
 _instances: dict[str, Any] = {}
+# Lookup thread pools of this process by size, kept across messages (a pool per message started
+# and joined its threads every time). Keyed by pid too: a pool is never used across a fork.
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def record_health(provider: str, old: Any, new: Any) -> None:
@@ -101,6 +105,16 @@ def reset_provider_instances() -> None:
     """Forget cached clients (tests and the demo change provider settings between runs)."""
     with _lock:
         _instances.clear()
+
+
+def lookup_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` lookup threads (created on first use)."""
+    key = (os.getpid(), threads)
+    with _lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(threads, f"lookup-{threads}")
+        return pool
 
 
 def _countdown(exc: ProviderError, retries: int) -> float:
@@ -216,8 +230,7 @@ def run_lookups(
     if threads <= 1 or len(inputs) <= 1:
         answers = [one(li) for li in inputs]
     else:
-        with ThreadPoolExecutor(min(threads, len(inputs)), "lookup") as pool:
-            answers = list(pool.map(one, inputs))
+        answers = list(lookup_pool(threads).map(one, inputs))
     batch = LookupBatch()
     for li, answer in zip(inputs, answers, strict=True):
         if isinstance(answer, LookupOutcome):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pipeline.enrich import LookupInput
 from pipeline.matching import TrackQuery
 from providers.errors import CircuitOpen, RateLimited
-from tasks.enrich import run_lookups
+from tasks.enrich import lookup_pool, run_lookups
 
 
 def _inputs(n: int) -> list[LookupInput]:
@@ -109,3 +109,20 @@ def test_without_retries_left_a_throttled_lookup_is_recorded_as_given_up() -> No
     assert first.error is not None and first.error.startswith("gave up after 5 attempts")
     assert second.status == "skipped" and "circuit open" in (second.error or "")
     assert third.error is None and third.result == "ok"
+
+
+def test_messages_of_one_process_share_its_lookup_threads() -> None:
+    seen: set[str] = set()
+
+    def call(li: LookupInput) -> str:
+        seen.add(threading.current_thread().name)
+        time.sleep(0.01)  # long enough that one thread cannot take every lookup
+        return li.job_id
+
+    for _ in range(3):  # three messages
+        batch = run_lookups(call, _inputs(6), attempts=1, can_retry=True, threads=3)
+        assert [o.result for o in batch.outcomes] == [f"job-{i}" for i in range(6)]
+    assert lookup_pool(3) is lookup_pool(3)
+    # Three messages ran on at most three threads, all from the process's one pool of three.
+    assert 1 < len(seen) <= 3
+    assert all(name.startswith("lookup-3_") for name in seen)
