@@ -22,7 +22,7 @@ Then the gold part: N synthetic silver+gold rows (realistic key/BPM spread) load
 queries for random tracks. Peak worker memory (RSS and PSS summed over the process tree) is
 sampled throughout. CPU per track (and per no-op task) is printed split between the worker tree,
 the local PostgreSQL server and this process (bench + sandbox): on a saturated machine
-tracks/s is roughly the cores divided by it, and it is far steadier between runs than tracks/s.
+tracks/s is roughly the cores divided by it, and it moves about half as much between runs.
 Cleanup always: worker killed, database dropped, Redis databases flushed.
 """
 
@@ -153,8 +153,8 @@ class CpuMeter:
     bench and the in-process sandbox) between ``start()`` and ``stop()``.
 
     Wall-clock throughput on this 2-core machine moved by a fifth between identical runs; CPU
-    per track hardly moves, and says where a track's cost goes. PostgreSQL is only counted when
-    it runs on this machine (its processes are found by name).
+    per track moves about half as much, and says where a track's cost goes. PostgreSQL is only
+    counted when it runs on this machine (its processes are found by name).
     """
 
     GROUPS = ("worker", "postgres", "bench+sandbox")
