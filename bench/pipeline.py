@@ -110,6 +110,17 @@ def throwaway_database() -> Iterator[str]:
             os.environ["DATABASE_URL"] = saved
 
 
+def _process_tree(pid: int) -> list[Any]:
+    """The process and all its descendants (the worker and its pool), [] once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 class MemorySampler(threading.Thread):
     """Peak summed RSS / PSS (MB) of a process and its children, sampled every 0.5 s."""
 
@@ -125,10 +136,8 @@ class MemorySampler(threading.Thread):
         import psutil
 
         while not self._stop_event.wait(0.5):
-            try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
+            procs = _process_tree(self.pid)
+            if not procs:
                 continue
             rss = pss = single = 0.0
             for p in procs:
@@ -169,11 +178,7 @@ class CpuMeter:
 
         me = os.getpid()
         out: dict[tuple[str, int], float] = {}
-        try:
-            root = psutil.Process(self.worker_pid)
-            worker = {root.pid, *(c.pid for c in root.children(recursive=True))}
-        except psutil.Error:
-            worker = set()
+        worker = {proc.pid for proc in _process_tree(self.worker_pid)}
         for proc in psutil.process_iter(["name"]):
             try:
                 if proc.pid in worker:
@@ -275,7 +280,7 @@ NOOP_ROUNDS = 3
 
 
 def noop_throughput(
-    broker: Any, count: int, rounds: int = NOOP_ROUNDS, meter: CpuMeter | None = None
+    broker: Any, count: int, meter: CpuMeter, rounds: int = NOOP_ROUNDS
 ) -> list[float]:
     """no-op tasks/s of ``rounds`` drains of ``count`` tasks each, in the order measured.
 
@@ -284,11 +289,9 @@ def noop_throughput(
     ~700 tasks/s, three in a row in one worker 527-595.
     """
     _drain_seconds(broker, min(count, 200))
-    if meter:
-        meter.start()
+    meter.start()
     drains = [count / _drain_seconds(broker, count) for _ in range(rounds)]
-    if meter:
-        meter.stop()
+    meter.stop()
     return drains
 
 
@@ -302,7 +305,7 @@ class PassResult:
     p50_s: float
     p95_s: float
     not_found_share: float
-    cpu: str = ""
+    cpu: str
 
     @property
     def tracks_per_s(self) -> float:
@@ -314,7 +317,7 @@ class PassResult:
             f"{self.tracks_per_s:7.1f} tracks/s  {self.calls_per_track:5.2f} calls/track  "
             f"gold {self.gold_rows:>6}  ingest->gold p50 {self.p50_s:6.2f} s "
             f"p95 {self.p95_s:6.2f} s  not_found lookups {self.not_found_share:.0%}"
-            + (f"\n{'':<22} CPU per track {self.cpu}" if self.cpu else "")
+            + f"\n{'':<22} CPU per track {self.cpu}"
         )
 
 
@@ -364,7 +367,7 @@ def run_pass(
     tracks: list[dict[str, Any]],
     mode: str,
     latency_ms: float,
-    meter: CpuMeter | None = None,
+    meter: CpuMeter,
 ) -> PassResult:
     """Send ``tracks`` through the real pipeline and wait for gold; return what was measured."""
     from pipeline.gold import GOLD_STATUSES
@@ -377,8 +380,7 @@ def run_pass(
         sandbox.configure(provider, latency_ms=latency_ms)
     tag = f"bench:{name}:{uuid.uuid4().hex[:8]}"
     batches = [tracks[i : i + INGEST_BATCH] for i in range(0, len(tracks), INGEST_BATCH)]
-    if meter:
-        meter.start()
+    meter.start()
     wall0 = time.time()
     for batch in batches:
         ingest_batch.apply_async((batch, tag, "bench"))
@@ -398,8 +400,7 @@ def run_pass(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name}: no progress for {stall_s:.0f} s ({open_jobs} jobs open)")
         time.sleep(0.25)
-    if meter:
-        meter.stop()
+    meter.stop()
     jobs, calls, not_found, last, lat = conn.execute(_STATS, {"t": tag}).fetchone()
     conn.commit()
     latencies = sorted(float(x) for x in (lat or []))
@@ -413,7 +414,7 @@ def run_pass(
         p50_s=_quantile(latencies, 0.50),
         p95_s=_quantile(latencies, 0.95),
         not_found_share=float(not_found),
-        cpu=meter.per_item_ms(len(tracks)) if meter else "",
+        cpu=meter.per_item_ms(len(tracks)),
     )
     print(result.line(), flush=True)
     return result
@@ -550,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
                 sampler.start()
                 try:
                     noop_cpu = CpuMeter(pid)
-                    drains = noop_throughput(broker, args.noop_tasks, meter=noop_cpu)
+                    drains = noop_throughput(broker, args.noop_tasks, noop_cpu)
                     noop_tps = statistics.median(drains)
                     print(
                         f"no-op: {noop_tps:.1f} tasks/s, median of {len(drains)} drains of "
