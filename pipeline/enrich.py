@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from db.bulk import Bulk, json_text
 from pipeline.matching import TrackQuery
 from pipeline.runs import load_plan, run_snapshot
+from pipeline.tracklist import is_placeholder_name
 from pipeline.waterfall import Outcome, next_lookups
 
 __all__ = [
@@ -82,10 +83,9 @@ def to_jsonb(value: Any) -> str:
 
 
 def is_unidentified(artist: str | None, title: str | None) -> bool:
-    """Setlists list unknown tracks as ``ID - ID``: nothing to enrich, nothing to deduplicate."""
-    a = (artist or "").strip().casefold()
-    t = (title or "").strip().casefold()
-    return not a or not t or a == "id" or t == "id"
+    """Setlists list unknown tracks blank or as ``ID - ID``, ``?``, ``unknown`` (the rule of
+    ``pipeline.tracklist``): nothing to enrich, nothing to deduplicate."""
+    return is_placeholder_name(artist) or is_placeholder_name(title)
 
 
 _PLAN_ROUND = Bulk.of(

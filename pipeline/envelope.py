@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.tracklist import PlaylistEntry, TracklistEntry, read_tracklist
+
 __all__ = [
     "MAX_ENVELOPE_BYTES",
     "Envelope",
@@ -75,17 +77,6 @@ Text = Annotated[StrictStr, AfterValidator(_clean)]
 OptText = Annotated[StrictStr | None, AfterValidator(lambda v: None if v is None else _clean(v))]
 
 
-class PlaylistEntry(BaseModel):
-    """One line of a setlist: ``raw_json.tracks[i]`` of a playlist envelope."""
-
-    model_config = ConfigDict(extra="allow")
-
-    position: int = Field(ge=1, le=10_000)
-    artist: Text
-    title: Text
-    cue_time: str | int | float | None = None
-
-
 class Envelope(BaseModel):
     """What a scraper sends for one scraped track, playlist (setlist) or artist."""
 
@@ -133,16 +124,13 @@ class Envelope(BaseModel):
             tracks = self.raw_json.get("tracks")
             if not isinstance(tracks, list):
                 raise ValueError("a playlist envelope needs raw_json.tracks (ordered tracklist)")
-            entries = [PlaylistEntry.model_validate(t) for t in tracks]
-            positions = [e.position for e in entries]
-            if len(set(positions)) != len(positions):
-                raise ValueError("raw_json.tracks has duplicate positions")
+            # Entries are never refused here: pipeline.tracklist reads each one leniently and
+            # flags what it cannot read, so one bad entry cannot quarantine its set.
         return self
 
-    def tracklist(self) -> list[PlaylistEntry]:
-        """The validated, ordered tracklist of a playlist envelope."""
-        entries = [PlaylistEntry.model_validate(t) for t in self.raw_json.get("tracks", [])]
-        return sorted(entries, key=lambda e: e.position)
+    def tracklist(self) -> list[TracklistEntry]:
+        """Every entry of a playlist envelope's tracklist, in the order sent (never raises)."""
+        return read_tracklist(self.raw_json.get("tracks", []))
 
 
 def parse_envelope(data: bytes | str | dict[str, Any]) -> Envelope:
@@ -180,6 +168,33 @@ def parse_envelope(data: bytes | str | dict[str, Any]) -> Envelope:
 def envelope_json_schema() -> dict[str, Any]:
     """The published JSON Schema of the envelope."""
     schema = Envelope.model_json_schema()
+    # raw_json is free-form, so the tracklist rules are published beside it: a playlist's
+    # raw_json.tracks is a list of PlaylistEntry (documented, flagged rather than enforced).
+    entry = PlaylistEntry.model_json_schema()
+    schema.setdefault("$defs", {})["PlaylistEntry"] = entry
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"kind": {"const": "playlist"}}},
+            "then": {
+                "properties": {
+                    "raw_json": {
+                        "required": ["tracks"],
+                        "properties": {
+                            "tracks": {
+                                "type": "array",
+                                "description": (
+                                    "The setlist in play order. An entry that does not fit "
+                                    "PlaylistEntry is kept in bronze as sent and flagged "
+                                    "(songnodes quarantine); the set is never refused for it."
+                                ),
+                                "items": {"$ref": "#/$defs/PlaylistEntry"},
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    ]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "SongNodes ingest envelope"
     return schema

@@ -9,21 +9,19 @@ layer debounces it so many merges cause one refresh.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.camelot import transition_score
-from pipeline.enrich import is_unidentified
 from pipeline.merge import upsert_artist
 from pipeline.quality import GOLD_STATUSES
+from pipeline.tracklist import TracklistEntry, read_tracklist
 
 __all__ = [
-    "harmonic_flow",
     "merge_playlist",
     "refresh_views",
     "upsert_artist_analytics",
@@ -32,15 +30,31 @@ __all__ = [
 ]
 
 
+def _entry_key(position: int | None, raw: object) -> tuple[int | None, str]:
+    return position, json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _entry_status(entry: TracklistEntry, silver_track_id: object) -> str:
+    if silver_track_id is not None:
+        return "identified"
+    return "unresolved" if entry.identified else "unidentified"
+
+
 def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
-    """Silver playlist of a bronze setlist, or None while some of its tracks are not merged."""
+    """Silver playlist of a bronze setlist, or None while some of its tracks are not merged.
+
+    Every entry of the tracklist as sent (``raw_json.tracks`` of the bronze playlist, read by
+    ``pipeline.tracklist``) becomes one ``silver_playlist_tracks`` row in the order sent:
+    identified (its silver track), unidentified (placeholder or unusable name) or unresolved
+    (named, but its merge failed), with its slot role, mashup parts and cue time. A setlist
+    with no identified entry is still stored (``needs_review``)."""
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
         {"k": f"playlist:{bronze_playlist_id}"},
     )
-    entries = session.execute(
+    rows = session.execute(
         text("""
-            SELECT b.id AS bronze_id, b.position, b.artist_name, b.track_title, b.raw_json,
+            SELECT b.id AS bronze_id, b.position, b.raw_json,
                    (SELECT j.silver_track_id FROM enrichment_jobs j
                      WHERE j.bronze_track_id = b.id AND j.status = 'merged'
                      ORDER BY j.merged_at DESC LIMIT 1) AS silver_track_id,
@@ -50,15 +64,40 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
             WHERE b.playlist_id = :pid ORDER BY b.position"""),
         {"pid": bronze_playlist_id},
     ).all()
-    if not entries or not all(e.merged for e in entries):
+    if not all(r.merged for r in rows):
         return None
     bp = session.execute(
         text("SELECT * FROM bronze_scraped_playlists WHERE id = :id"), {"id": bronze_playlist_id}
     ).one()
+    raw_tracks = bp.raw_json.get("tracks") if isinstance(bp.raw_json, dict) else None
+    entries = read_tracklist(raw_tracks)
+    if not rows and entries:
+        return None  # not appended yet (cannot happen in one transaction; kept defensive)
+    # Each entry's bronze row: by (position, entry as sent); rows written before the entry was
+    # stored as sent (a cleaned copy) are found by their position when it is unique.
+    by_key = {_entry_key(r.position, r.raw_json): r for r in rows}
+    by_position: dict[int | None, list[Any]] = {}
+    for r in rows:
+        by_position.setdefault(r.position, []).append(r)
+    members = []
+    for e in entries:
+        row = by_key.get(_entry_key(e.position, e.raw))
+        if row is None and e.raw is not None and len(by_position.get(e.position, [])) == 1:
+            row = by_position[e.position][0]
+        track = row.silver_track_id if row is not None and e.identified else None
+        members.append((e, row, track))
+    identified = sum(1 for _, _, t in members if t is not None)
+    quality = round(identified / len(members), 2) if members else 0.0
+    status = "needs_review" if not identified else ("valid" if quality >= 0.7 else "warning")
     dj = bp.artist_name or "Unknown DJ"
     artist_id = upsert_artist(session, dj)
-    identified = [e for e in entries if e.silver_track_id is not None]
-    quality = round(len(identified) / len(entries), 2)
+    meta = {
+        "source": bp.source,
+        "unidentified": sum(1 for e, _, t in members if t is None),
+        "flagged": sum(1 for e in entries if e.flags),
+        "mashups": sum(1 for e in entries if e.mashup),
+        "with_slots": sum(1 for e in entries if e.slot_role == "with"),
+    }
     playlist_id = session.execute(
         text("""
             INSERT INTO silver_enriched_playlists
@@ -70,6 +109,7 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
             ON CONFLICT (bronze_id) WHERE bronze_id IS NOT NULL DO UPDATE SET
                 track_count = EXCLUDED.track_count,
                 data_quality_score = EXCLUDED.data_quality_score,
+                enrichment_metadata = EXCLUDED.enrichment_metadata,
                 validation_status = EXCLUDED.validation_status, enriched_at = now()
             RETURNING id"""),
         {
@@ -79,31 +119,39 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
             "artist": dj,
             "event": bp.event_name,
             "date": bp.event_date,
-            "count": len(entries),
-            "status": "valid" if quality >= 0.7 else "warning",
+            "count": len(members),
+            "status": status,
             "quality": quality,
-            "meta": json.dumps(
-                {"source": bp.source, "unidentified": len(entries) - len(identified)}
-            ),
+            "meta": json.dumps(meta),
         },
     ).scalar_one()
     session.execute(
         text("DELETE FROM silver_playlist_tracks WHERE playlist_id = :p"), {"p": playlist_id}
     )
-    for e in identified:
-        raw = e.raw_json if isinstance(e.raw_json, dict) else {}
-        cue = raw.get("cue_time_ms")
+    if members:
         session.execute(
-            text(
-                "INSERT INTO silver_playlist_tracks (playlist_id, track_id, position, cue_time_ms)"
-                " VALUES (:p, :t, :pos, :cue) ON CONFLICT DO NOTHING"
-            ),
-            {
-                "p": playlist_id,
-                "t": e.silver_track_id,
-                "pos": e.position,
-                "cue": cue if isinstance(cue, int) else None,
-            },
+            text("""
+                INSERT INTO silver_playlist_tracks
+                    (playlist_id, sequence, track_id, position, cue_time_ms, bronze_track_id,
+                     entry_status, slot_role, mashup, mashup_parts, cue_time_raw)
+                VALUES (:p, :seq, :t, :pos, :cue, :bronze, :status, :role, :mashup,
+                        CAST(:parts AS jsonb), :cue_raw)"""),
+            [
+                {
+                    "p": playlist_id,
+                    "seq": e.index + 1,
+                    "t": track,
+                    "pos": e.position,
+                    "cue": e.cue_time_ms,
+                    "bronze": None if row is None else row.bronze_id,
+                    "status": _entry_status(e, track),
+                    "role": e.slot_role,
+                    "mashup": e.mashup,
+                    "parts": None if e.mashup_parts is None else json.dumps(e.mashup_parts),
+                    "cue_raw": e.cue_time_raw,
+                }
+                for e, row, track in members
+            ],
         )
     session.execute(
         text(
@@ -228,18 +276,6 @@ def upsert_artist_analytics(session: Session, artist_ids: Sequence[str]) -> None
     )
 
 
-def harmonic_flow(keys: Sequence[str | None]) -> tuple[float | None, int]:
-    """(mean transition score over consecutive pairs with both keys known, key changes)."""
-    scores: list[float] = []
-    changes = 0
-    for a, b in itertools.pairwise(keys):
-        if a is None or b is None:
-            continue
-        scores.append(transition_score(a, b))
-        changes += a != b
-    return (round(sum(scores) / len(scores), 2) if scores else None), changes
-
-
 def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> None:
     """Gold rows of these silver playlists: harmonic flow, key changes, energy curve, genres."""
     for pid in playlist_ids:
@@ -251,35 +287,27 @@ def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> 
                            t.data_quality_score, t.duration_ms
                     FROM silver_playlist_tracks pt JOIN silver_enriched_tracks t
                       ON t.id = pt.track_id
-                    WHERE pt.playlist_id = :id ORDER BY pt.position"""),
+                    WHERE pt.playlist_id = :id ORDER BY pt.position, pt.sequence"""),
             {"id": pid},
         ).all()
-        flow, changes = harmonic_flow([t.key for t in tracks])
+        # Harmonic flow, key changes and the graded score come from SQL
+        # (playlist_harmonic_flow, migration 012), over adjacent positions only.
+        hf = session.execute(
+            text("SELECT * FROM playlist_harmonic_flow(CAST(:id AS uuid))"), {"id": pid}
+        ).one()
         genres = Counter(t.genre[0] for t in tracks if t.genre)
         bpms = [float(t.bpm) for t in tracks if t.bpm is not None]
         energies = [float(t.energy) for t in tracks if t.energy is not None]
         featured = sorted({a for t in tracks for a in [t.artist_name] if a} - {p.artist_name})
-        bronze_count = (
-            session.execute(
-                text("SELECT count(*) FROM bronze_scraped_tracks WHERE playlist_id = :b"),
-                {"b": p.bronze_id},
-            ).scalar_one()
-            if p.bronze_id
-            else len(tracks)
-        )
-        unidentified = (
-            session.execute(
-                text(
-                    "SELECT artist_name, track_title FROM bronze_scraped_tracks "
-                    "WHERE playlist_id = :b"
-                ),
-                {"b": p.bronze_id},
-            ).all()
-            if p.bronze_id
-            else []
-        )
-        n_unknown = sum(1 for r in unidentified if is_unidentified(r.artist_name, r.track_title))
-        rate = round((bronze_count - n_unknown) / bronze_count, 2) if bronze_count else None
+        # Identified entries over every entry of the set (w/ slots and unidentified included).
+        counts = session.execute(
+            text(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE entry_status = 'identified') AS ok "
+                "FROM silver_playlist_tracks WHERE playlist_id = :id"
+            ),
+            {"id": pid},
+        ).one()
+        rate = round(counts.ok / counts.n, 2) if counts.n else None
         session.execute(
             text("""
                 INSERT INTO gold_playlist_analytics
@@ -287,10 +315,12 @@ def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> 
                      track_count, total_duration_ms, avg_bpm, avg_energy, genre_distribution,
                      primary_genre, key_changes, harmonic_flow_score, energy_curve,
                      featured_artists, collaboration_count, data_quality_score,
-                     track_identification_rate, last_analyzed_at)
+                     track_identification_rate, harmonic_transitions, compatible_transitions,
+                     harmonic_flow_graded, last_analyzed_at)
                 VALUES (:pid, :name, :artist, :event, :date, :count, :duration, :bpm, :energy,
                         CAST(:genres AS jsonb), :primary, :changes, :flow, CAST(:curve AS jsonb),
-                        :featured, :collab, :quality, :rate, now())
+                        :featured, :collab, :quality, :rate, :transitions, :compatible, :graded,
+                        now())
                 ON CONFLICT (silver_playlist_id) DO UPDATE SET
                     track_count = EXCLUDED.track_count,
                     total_duration_ms = EXCLUDED.total_duration_ms, avg_bpm = EXCLUDED.avg_bpm,
@@ -303,6 +333,9 @@ def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> 
                     collaboration_count = EXCLUDED.collaboration_count,
                     data_quality_score = EXCLUDED.data_quality_score,
                     track_identification_rate = EXCLUDED.track_identification_rate,
+                    harmonic_transitions = EXCLUDED.harmonic_transitions,
+                    compatible_transitions = EXCLUDED.compatible_transitions,
+                    harmonic_flow_graded = EXCLUDED.harmonic_flow_graded,
                     last_analyzed_at = now()"""),
             {
                 "pid": pid,
@@ -316,8 +349,11 @@ def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> 
                 "energy": round(sum(energies) / len(energies), 2) if energies else None,
                 "genres": json.dumps(dict(genres)),
                 "primary": genres.most_common(1)[0][0] if genres else None,
-                "changes": changes,
-                "flow": flow,
+                "changes": hf.key_changes,
+                "flow": hf.flow,
+                "transitions": hf.transitions,
+                "compatible": hf.compatible,
+                "graded": hf.graded,
                 "curve": json.dumps(
                     [[t.position, None if t.energy is None else float(t.energy)] for t in tracks]
                 ),

@@ -158,25 +158,53 @@ def _ingest_playlist(session: Session, env: Envelope, result: IngestResult) -> N
         return
     result.playlist_ids.append(playlist_id)
     # Each tracklist entry becomes a bronze track row tied to the playlist and its position, so
-    # tracks heard only in setlists are enriched like any other.
-    rows = []
-    for entry in env.tracklist():
-        entry_json = entry.model_dump(mode="json", exclude_none=True)
-        rows.append(
-            {
-                "source": env.source,
-                "source_url": env.source_url,
-                "source_track_id": entry_json.get("source_track_id"),
-                "scraper_version": env.scraper_version,
-                "raw_json": entry_json,
-                "artist_name": entry.artist,
-                "track_title": entry.title,
-                "playlist_id": playlist_id,
-                "position": entry.position,
-                "scraped_at": env.scraped_at,
-            }
+    # tracks heard only in setlists are enriched like any other. raw_json is the entry exactly
+    # as sent; the name columns hold what to look up (NULL for an unidentified position, which
+    # is then merged without lookups). An entry that cannot be read as sent is flagged, never
+    # refused: one bad entry does not cost the set (pipeline.tracklist).
+    entries = env.tracklist()
+    # A JSON null entry has no bronze track row (bronze needs a raw_json value); it stays in the
+    # playlist row's raw_json.tracks as sent, and its flag points at it by index.
+    stored = [e for e in entries if e.raw is not None]
+    rows = [
+        {
+            "source": env.source,
+            "source_url": env.source_url,
+            "source_track_id": entry.source_track_id,
+            "scraper_version": env.scraper_version,
+            "raw_json": entry.raw,
+            "artist_name": entry.artist,
+            "track_title": entry.title,
+            "playlist_id": playlist_id,
+            "position": entry.position,
+            "scraped_at": env.scraped_at,
+        }
+        for entry in stored
+    ]
+    ids = append_bronze_tracks(session, rows) if rows else []
+    result.track_ids += [i for i in ids if i is not None]
+    bronze_of = {e.index: i for e, i in zip(stored, ids, strict=True)}
+    flags = [
+        {"p": playlist_id, "i": e.index, "t": bronze_of.get(e.index), "pos": e.position, "r": r}
+        for e in entries
+        for r in e.flags
+    ]
+    if not any(e.identified for e in entries):
+        reason = (
+            f"no identified entry among {len(entries)}: stored as a setlist without tracks"
+            if entries
+            else "empty tracklist: stored as a setlist without tracks"
         )
-    result.track_ids += [i for i in append_bronze_tracks(session, rows) if i is not None]
+        flags.append({"p": playlist_id, "i": None, "t": None, "pos": None, "r": reason})
+    if flags:
+        session.execute(
+            text(
+                "INSERT INTO playlist_entry_flags "
+                "(bronze_playlist_id, entry_index, bronze_track_id, position, reason) "
+                "VALUES (:p, :i, :t, :pos, :r) ON CONFLICT DO NOTHING"
+            ),
+            flags,
+        )
 
 
 def _ingest_artist(session: Session, env: Envelope, result: IngestResult) -> None:

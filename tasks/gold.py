@@ -101,7 +101,10 @@ def merge_playlist_task(bronze_playlist_id: str) -> str | None:
         track_ids = [
             str(r[0])
             for r in session.execute(
-                text("SELECT track_id FROM silver_playlist_tracks WHERE playlist_id = :p"),
+                text(
+                    "SELECT track_id FROM silver_playlist_tracks "
+                    "WHERE playlist_id = :p AND track_id IS NOT NULL"  # 012: unidentified rows
+                ),
                 {"p": playlist_id},
             )
         ]

@@ -30,6 +30,7 @@ from db.models.operations import (
     EnrichmentJob,
     EnrichmentLookup,
     IngestQuarantine,
+    PlaylistEntryFlag,
     SilverTrackArtist,
 )
 from db.models.silver import (
@@ -61,6 +62,7 @@ __all__ = [
     "IngestQuarantine",
     "MetadataEnrichmentConfig",
     "PipelineReplayQueue",
+    "PlaylistEntryFlag",
     "ProviderPerformanceHistory",
     "SilverEnrichedArtist",
     "SilverEnrichedPlaylist",

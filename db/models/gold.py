@@ -164,3 +164,7 @@ class GoldPlaylistAnalytics(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime] = _now()
     last_analyzed_at: Mapped[dt.datetime] = _now()
+    # 012: the pairs the harmonic flow counted, how many were compatible, and the graded score.
+    harmonic_transitions: Mapped[int | None] = mapped_column(Integer)
+    compatible_transitions: Mapped[int | None] = mapped_column(Integer)
+    harmonic_flow_graded: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))

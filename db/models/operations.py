@@ -22,7 +22,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, TimestampTZ, created_at_column, uuid_pk
 
-__all__ = ["EnrichmentJob", "EnrichmentLookup", "IngestQuarantine", "SilverTrackArtist"]
+__all__ = [
+    "EnrichmentJob",
+    "EnrichmentLookup",
+    "IngestQuarantine",
+    "PlaylistEntryFlag",
+    "SilverTrackArtist",
+]
 
 
 class IngestQuarantine(Base):
@@ -42,6 +48,35 @@ class IngestQuarantine(Base):
     received_via: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = created_at_column()
 
+
+
+class PlaylistEntryFlag(Base):
+    """012: a setlist entry kept in bronze as sent but not readable as sent (or, with no
+    ``entry_index``, a setlist with no identified entry), and why."""
+
+    __tablename__ = "playlist_entry_flags"
+    __table_args__ = (
+        UniqueConstraint(
+            "bronze_playlist_id",
+            "entry_index",
+            "reason",
+            name="uq_playlist_entry_flags_entry",
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_playlist_entry_flags_flagged_at", text("flagged_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    bronze_playlist_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bronze_scraped_playlists.id")
+    )
+    entry_index: Mapped[int | None] = mapped_column(Integer)
+    bronze_track_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bronze_scraped_tracks.id")
+    )
+    position: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    flagged_at: Mapped[dt.datetime] = created_at_column()
 
 class EnrichmentJob(Base):
     """One bronze track in one run: the unit the lookups fan out from and merge fans into."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -189,21 +190,40 @@ class SilverEnrichedPlaylist(Base):
 
 
 class SilverPlaylistTrack(Base):
-    """Track at a position of a playlist (a track played twice has two rows)."""
+    """One entry of a playlist in the order sent (012): an identified track, or an unidentified
+    or unresolved position (no track), a ``w/`` slot or repeated position (``slot_role`` with),
+    a mashup with its parts; a track played twice has two rows."""
 
     __tablename__ = "silver_playlist_tracks"
-    __table_args__ = (Index("ix_silver_playlist_tracks_track_id", "track_id"),)
+    __table_args__ = (
+        Index("ix_silver_playlist_tracks_track_id", "track_id"),
+        CheckConstraint("sequence >= 1", name="sequence_positive"),
+        CheckConstraint(
+            "entry_status IN ('identified', 'unidentified', 'unresolved')", name="entry_status"
+        ),
+        CheckConstraint(
+            "(entry_status = 'identified') = (track_id IS NOT NULL)", name="identified_track"
+        ),
+        CheckConstraint("slot_role IN ('main', 'with')", name="slot_role"),
+    )
 
     playlist_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True),
         ForeignKey("silver_enriched_playlists.id", ondelete="CASCADE"),
         primary_key=True,
     )
-    track_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True),
-        ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE"),
-        primary_key=True,
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE")
     )
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
     cue_time_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = created_at_column()
+    bronze_track_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bronze_scraped_tracks.id")
+    )
+    entry_status: Mapped[str] = mapped_column(Text, server_default=text("'identified'"))
+    slot_role: Mapped[str] = mapped_column(Text, server_default=text("'main'"))
+    mashup: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    mashup_parts: Mapped[Any | None] = mapped_column(JSONB)
+    cue_time_raw: Mapped[str | None] = mapped_column(Text)

@@ -90,20 +90,6 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("wrong type", _env(artist_name=42), "artist_name"),
     ("unknown kind", _env(kind="album"), "kind"),
     ("naive timestamp", _env(scraped_at="2025-10-29T12:00:00"), "time zone"),
-    (
-        "duplicate setlist positions",
-        _env(
-            kind="playlist",
-            playlist_name="S",
-            raw_json={
-                "tracks": [
-                    {"position": 1, "artist": "A", "title": "x"},
-                    {"position": 1, "artist": "B", "title": "y"},
-                ]
-            },
-        ),
-        "duplicate positions",
-    ),
     ("unknown field", _env(sql="x"), "sql"),
 ]
 

@@ -26,13 +26,15 @@ def _camelot_steps(a: str, b: str) -> int:
     return min(diff, 12 - diff) + (la != lb)
 
 
-def _expected_flow(keys: list[str]) -> tuple[float, int]:
-    scores, changes = [], 0
+def _expected_flow(keys: list[str]) -> tuple[float, float, int]:
+    """(share of compatible transitions, graded score, key changes) of consecutive keys."""
+    scores, compatible, changes = [], 0, 0
     for a, b in itertools.pairwise(keys):
         steps = _camelot_steps(a, b)
+        compatible += steps <= 1
         scores.append(1.0 if steps <= 1 else max(0.0, 1.0 - 0.2 * (steps - 1)))
         changes += a != b
-    return round(sum(scores) / len(scores), 2), changes
+    return round(compatible / len(scores), 2), round(sum(scores) / len(scores), 2), changes
 
 
 def _setlist(rows: list[dict[str, str]], tag: str) -> dict[str, Any]:
@@ -110,14 +112,15 @@ def test_setlist_of_30_reaches_gold_with_waterfall_values(worker: Any, engine: E
     with engine.connect() as conn:
         gold = conn.execute(
             text(
-                "SELECT track_count, harmonic_flow_score, key_changes, track_identification_rate "
-                "FROM gold_playlist_analytics WHERE playlist_name = :n"
+                "SELECT track_count, harmonic_flow_score, harmonic_flow_graded, key_changes, "
+                "track_identification_rate FROM gold_playlist_analytics WHERE playlist_name = :n"
             ),
             {"n": f"Integration set {tag}"},
         ).one()
-    flow, changes = _expected_flow([r["key"] for r in rows])
+    flow, graded, changes = _expected_flow([r["key"] for r in rows])
     assert gold.track_count == 30
     assert float(gold.harmonic_flow_score) == flow
+    assert float(gold.harmonic_flow_graded) == graded
     assert gold.key_changes == changes
     assert float(gold.track_identification_rate) == 1.0
     _assert_acousticbrainz_lookups_shared_batch_requests(engine, tag)
