@@ -83,7 +83,8 @@ class PlaylistEntry(BaseModel):
         default=None,
         description=(
             "When the track starts in the set: 'mm:ss' (minutes may pass 59), 'h:mm:ss', or "
-            "seconds (a number or digit string). Anything else is flagged and kept as sent."
+            "seconds (a number or digit string), optionally in brackets ('[00:05:00]'). "
+            "Anything else is flagged and kept as sent."
         ),
     )
     mashup: bool | None = Field(
@@ -142,6 +143,8 @@ def parse_cue_time(value: Any) -> int | None:
     if not isinstance(value, str):
         raise ValueError(f"cue_time is a {type(value).__name__}, not a time")
     text = value.strip()
+    if text.startswith("[") and text.endswith("]"):  # "[00:05:00]", as some scrapers print it
+        text = text[1:-1].strip()
     if _SECONDS.match(text):
         return round(float(text) * 1000)
     if m := _MM_SS.match(text):

@@ -239,9 +239,11 @@ def providers() -> None:
 
 def quarantine(
     limit: int = typer.Option(20, help="How many of the newest rows to list."),
-    show: str | None = typer.Option(None, help="Print one row's original bytes (by id)."),
+    show: str | None = typer.Option(
+        None, help="Print one row's original bytes, or one flagged entry as sent (by id)."
+    ),
 ) -> None:
-    """Envelopes that failed validation, newest first, with the reason."""
+    """Envelopes that failed validation, and setlist entries kept but flagged, newest first."""
     from sqlalchemy import text
 
     from db.engine import session_scope
@@ -249,13 +251,7 @@ def quarantine(
     prepare_database(migrate=False)
     with session_scope() as session:
         if show:
-            raw = session.execute(
-                text("SELECT raw_bytes FROM ingest_quarantine WHERE id = :id"), {"id": show}
-            ).scalar_one_or_none()
-            if raw is None:
-                console.print(f"[red]no quarantined row {show}[/red]")
-                raise typer.Exit(1)
-            typer.echo(bytes(raw).decode("utf-8", "backslashreplace"))
+            _show_quarantined(session, show)
             return
         total = session.execute(text("SELECT count(*) FROM ingest_quarantine")).scalar_one()
         rows = session.execute(
@@ -265,10 +261,73 @@ def quarantine(
             ),
             {"n": limit},
         ).all()
+        flagged = session.execute(text("SELECT count(*) FROM playlist_entry_flags")).scalar_one()
+        flags = session.execute(
+            text(
+                "SELECT f.id, f.flagged_at, p.playlist_name, f.entry_index, f.position, f.reason "
+                "FROM playlist_entry_flags f JOIN bronze_scraped_playlists p "
+                "ON p.id = f.bronze_playlist_id "
+                "ORDER BY f.flagged_at DESC, f.bronze_playlist_id, f.entry_index NULLS FIRST "
+                "LIMIT :n"
+            ),
+            {"n": limit},
+        ).all()
     table = Table("id", "received", "source", "bytes", "reason", title=f"quarantine ({total})")
     for r in rows:
         table.add_row(str(r[0]), f"{r[1]:%Y-%m-%d %H:%M:%S}", r[2] or "", str(r[3]), r[4][:120])
     console.print(table)
+    # Entries of stored setlists: in bronze as sent, flagged instead of quarantining their set.
+    entries = Table(
+        "id",
+        "flagged",
+        "setlist",
+        "entry",
+        "position",
+        "reason",
+        title=f"flagged setlist entries ({flagged}; kept in bronze as sent)",
+    )
+    for f in flags:
+        entries.add_row(
+            str(f[0]),
+            f"{f[1]:%Y-%m-%d %H:%M:%S}",
+            (f[2] or "")[:40],
+            "whole set" if f[3] is None else f"#{f[3] + 1}",
+            "" if f[4] is None else str(f[4]),
+            f[5][:120],
+        )
+    console.print(entries)
+
+
+def _show_quarantined(session: Any, row_id: str) -> None:
+    from sqlalchemy import text
+
+    try:
+        uuid.UUID(row_id)
+    except ValueError:
+        console.print(f"[red]{row_id} is not an id[/red]")
+        raise typer.Exit(1) from None
+    raw = session.execute(
+        text("SELECT raw_bytes FROM ingest_quarantine WHERE id = :id"), {"id": row_id}
+    ).scalar_one_or_none()
+    if raw is not None:
+        typer.echo(bytes(raw).decode("utf-8", "backslashreplace"))
+        return
+    flag = session.execute(
+        text(
+            "SELECT f.reason, f.entry_index, p.playlist_name, "
+            "CASE WHEN f.entry_index IS NULL THEN p.raw_json->'tracks' "
+            "ELSE p.raw_json->'tracks'->f.entry_index END AS sent "
+            "FROM playlist_entry_flags f JOIN bronze_scraped_playlists p "
+            "ON p.id = f.bronze_playlist_id WHERE f.id = :id"
+        ),
+        {"id": row_id},
+    ).one_or_none()
+    if flag is None:
+        console.print(f"[red]no quarantined row or flagged entry {row_id}[/red]")
+        raise typer.Exit(1)
+    where = "the whole set" if flag.entry_index is None else f"entry #{flag.entry_index + 1}"
+    typer.echo(f"{flag.playlist_name}, {where}: {flag.reason}")
+    typer.echo(json.dumps(flag.sent, ensure_ascii=False, indent=2))
 
 
 def register(app: typer.Typer) -> None:
