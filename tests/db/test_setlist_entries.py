@@ -270,3 +270,36 @@ def test_redelivered_setlist_adds_no_flags(db_session: Session) -> None:
     again = ingest_messages(db_session, [json.loads(json.dumps(env))])
     assert again.duplicates == 1 and again.playlist_ids == []
     assert len(_flags(db_session, first.playlist_ids[0])) == 1
+
+
+def test_rows_inserted_without_a_sequence_go_last(db_session: Session) -> None:
+    """The design document's examples insert (playlist_id, track_id, position) only: each such
+    row is appended after the playlist's last entry (012's trigger)."""
+    conn = db_session.connection()
+    playlist = conn.execute(
+        text(
+            "INSERT INTO silver_enriched_playlists (playlist_name, artist_name) "
+            "VALUES ('seq', 'DJ') RETURNING id"
+        )
+    ).scalar_one()
+    tracks = [insert_silver_track(conn, "Seq Artist", f"Seq {i}") for i in range(3)]
+    conn.execute(
+        text(
+            "INSERT INTO silver_playlist_tracks (playlist_id, track_id, position, sequence) "
+            "VALUES (:p, :t, 1, 5)"
+        ),
+        {"p": playlist, "t": tracks[0]},
+    )
+    for t in tracks[1:]:
+        conn.execute(
+            text(
+                "INSERT INTO silver_playlist_tracks (playlist_id, track_id, position) "
+                "VALUES (:p, :t, 2)"
+            ),
+            {"p": playlist, "t": t},
+        )
+    seqs = conn.execute(
+        text("SELECT sequence FROM silver_playlist_tracks WHERE playlist_id = :p ORDER BY 1"),
+        {"p": playlist},
+    ).scalars()
+    assert list(seqs) == [5, 6, 7]

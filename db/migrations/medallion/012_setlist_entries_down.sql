@@ -10,6 +10,8 @@ ALTER TABLE gold_playlist_analytics DROP COLUMN IF EXISTS harmonic_flow_graded;
 ALTER TABLE gold_playlist_analytics DROP COLUMN IF EXISTS compatible_transitions;
 ALTER TABLE gold_playlist_analytics DROP COLUMN IF EXISTS harmonic_transitions;
 
+DROP TRIGGER IF EXISTS silver_playlist_tracks_sequence ON silver_playlist_tracks;
+DROP FUNCTION IF EXISTS silver_playlist_tracks_next_sequence();
 DELETE FROM silver_playlist_tracks WHERE track_id IS NULL;
 DO $$
 BEGIN

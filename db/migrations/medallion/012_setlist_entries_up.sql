@@ -45,6 +45,19 @@ ALTER TABLE silver_playlist_tracks DROP CONSTRAINT IF EXISTS pk_silver_playlist_
 ALTER TABLE silver_playlist_tracks
     ADD CONSTRAINT pk_silver_playlist_tracks PRIMARY KEY (playlist_id, sequence);
 ALTER TABLE silver_playlist_tracks ALTER COLUMN track_id DROP NOT NULL;
+-- A row inserted without a sequence (the design document's examples insert playlist_id,
+-- track_id, position only) goes after the playlist's last entry. The pipeline always sets it.
+CREATE OR REPLACE FUNCTION silver_playlist_tracks_next_sequence() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT coalesce(max(sequence), 0) + 1 INTO NEW.sequence
+    FROM silver_playlist_tracks WHERE playlist_id = NEW.playlist_id;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS silver_playlist_tracks_sequence ON silver_playlist_tracks;
+CREATE TRIGGER silver_playlist_tracks_sequence BEFORE INSERT ON silver_playlist_tracks
+    FOR EACH ROW WHEN (NEW.sequence IS NULL)
+    EXECUTE FUNCTION silver_playlist_tracks_next_sequence();
 -- Inline, so a re-run adds nothing (re-creating a foreign key renames its triggers).
 ALTER TABLE silver_playlist_tracks ADD COLUMN IF NOT EXISTS bronze_track_id UUID
     CONSTRAINT fk_silver_playlist_tracks_bronze_track_id REFERENCES bronze_scraped_tracks (id);
