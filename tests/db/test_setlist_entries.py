@@ -96,9 +96,15 @@ def test_one_bad_entry_never_quarantines_its_set(db_session: Session) -> None:
     ]
 
 
-def _merge_all(session: Session, bronze_playlist_id: Any, keys: dict[str, str | None]) -> str:
+def _merge_all(
+    session: Session,
+    bronze_playlist_id: Any,
+    keys: dict[str, str | None],
+    failed: frozenset[str] = frozenset(),
+) -> str:
     """Finish every job of the set: unidentified ones through merge_jobs (no lookups), named
-    ones as merged to a silver track with the given key (what a lookup round would leave)."""
+    ones as merged to a silver track with the given key (what a lookup round would leave), or
+    as failed for titles in ``failed``."""
     run = str(start_run(session, "manual", "test-setlists"))
     bronze = session.execute(
         text(
@@ -110,7 +116,15 @@ def _merge_all(session: Session, bronze_playlist_id: Any, keys: dict[str, str | 
     nxt = create_jobs(session, run, [b.id for b in bronze])
     merge_jobs(session, nxt.merges)
     for b in bronze:
-        if b.artist_name and b.track_title:
+        if b.track_title in failed:
+            session.execute(
+                text(
+                    "UPDATE enrichment_jobs SET status = 'failed', last_error = 'test' "
+                    "WHERE bronze_track_id = :b AND run_id = :r"
+                ),
+                {"b": b.id, "r": run},
+            )
+        elif b.artist_name and b.track_title:
             silver = insert_silver_track(
                 session.connection(),
                 b.artist_name,
@@ -303,3 +317,40 @@ def test_rows_inserted_without_a_sequence_go_last(db_session: Session) -> None:
         {"p": playlist},
     ).scalars()
     assert list(seqs) == [5, 6, 7]
+
+
+def test_a_named_entry_whose_merge_failed_is_unresolved_and_breaks_the_chain(
+    db_session: Session,
+) -> None:
+    """Three compatible keys around a track whose merge failed: the set still reaches silver
+    (the failed entry 'unresolved', no track) and no transition is counted across it."""
+    sent = [
+        {"position": 1, "artist": "YOTTO", "title": "Call Me Back"},
+        {"position": 2, "artist": "Tripolism", "title": "Swim"},
+        {"position": 3, "artist": "Township Rebellion", "title": "Madeleine"},
+    ]
+    pid = ingest_messages(db_session, [_setlist(sent)]).playlist_ids[0]
+    silver = _merge_all(
+        db_session, pid, {"Call Me Back": "8A", "Madeleine": "8A"}, failed=frozenset({"Swim"})
+    )
+    statuses = db_session.execute(
+        text(
+            "SELECT entry_status, track_id IS NULL FROM silver_playlist_tracks "
+            "WHERE playlist_id = :p ORDER BY sequence"
+        ),
+        {"p": silver},
+    ).all()
+    assert [tuple(r) for r in statuses] == [
+        ("identified", False),
+        ("unresolved", True),
+        ("identified", False),
+    ]
+    gold = db_session.execute(
+        text(
+            "SELECT harmonic_transitions, harmonic_flow_score, track_identification_rate "
+            "FROM gold_playlist_analytics WHERE silver_playlist_id = :p"
+        ),
+        {"p": silver},
+    ).one()
+    assert (gold.harmonic_transitions, gold.harmonic_flow_score) == (0, None)
+    assert float(gold.track_identification_rate) == 0.67
