@@ -4,8 +4,12 @@ A provider module implements a few small methods (``lookup_by_id``, ``lookup_by_
 ``search``, ``extract`` and optionally ``fetch_details``); ``Provider.lookup`` is the one template
 that turns them into a ``LookupResult``: find the track (id, then ISRC, then artist+title search),
 pick the best candidate with ``pipeline.matching.best_match``, extract the requested fields and
-normalise each one. A value that fails normalisation is put in ``rejected`` with the reason; it is
-never accepted. HTTP, limits, retries and the breaker live in ``providers.base.HttpProvider``.
+normalise each one. A provider id from the query is a hint, not truth (issue 14): when the id
+lookup answers 404 (or 400, "not an id") or its track does not match the query's artist and
+title, the lookup goes on by ISRC, then search, and ``LookupResult.replaced_id`` records the stale
+id, why it was dropped and what replaced it (also carried in the id field's ``raw``). A value
+that fails normalisation is put in ``rejected`` with the reason; it is never accepted. HTTP,
+limits, retries and the breaker live in ``providers.base.HttpProvider``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pipeline.matching import Candidate, TrackQuery, best_match
-from providers.errors import CapabilityUnavailable, NotFound
+from pipeline.matching import (
+    ACCEPT_THRESHOLD,
+    Candidate,
+    TrackQuery,
+    best_match,
+    match_confidence,
+)
+from providers.errors import CapabilityUnavailable, NotFound, RequestRejected
 
 __all__ = [
     "MIN_MATCH_CONFIDENCE",
@@ -27,6 +37,7 @@ __all__ = [
     "LookupStatus",
     "Provider",
     "RawResponse",
+    "StaleId",
     "TrackQuery",
     "Unavailable",
 ]
@@ -85,6 +96,24 @@ class LookupResult:
     responses: list[RawResponse] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    replaced_id: dict[str, Any] | None = None  # StaleId.record(): the query's id, dropped
+
+
+@dataclass(frozen=True, slots=True)
+class StaleId:
+    """A provider id from the query that did not hold: unknown there, or another track."""
+
+    provider_id: str
+    reason: str
+
+    def record(self, replaced_by: Any, via: str | None) -> dict[str, Any]:
+        """What provenance keeps: ``{"stale_id", "reason", "replaced_by", "via"}``."""
+        return {
+            "stale_id": self.provider_id,
+            "reason": self.reason,
+            "replaced_by": replaced_by,
+            "via": via,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +183,20 @@ class Provider(abc.ABC):
             return LookupResult(
                 self.name, "unavailable", unavailable=dict.fromkeys(fields, "unsupported")
             )
+        stale: list[StaleId] = []
         try:
-            candidate, confidence = self._find(query)
+            candidate, confidence, via = self._find(query, stale)
         except NotFound:
-            return LookupResult(self.name, "not_found")
+            result = LookupResult(self.name, "not_found")
+            if stale:
+                result.replaced_id = stale[0].record(None, None)
+                id_field = f"{self.name}_id"
+                if id_field in wanted:
+                    result.rejected[id_field] = (
+                        f"stale id {stale[0].provider_id!r} ({stale[0].reason}); "
+                        "no ISRC or search match replaced it"
+                    )
+            return result
         except CapabilityUnavailable as exc:
             return LookupResult(
                 self.name, "unavailable", unavailable=dict.fromkeys(wanted, exc.message)
@@ -182,20 +221,58 @@ class Provider(abc.ABC):
                 continue
             factor = item.confidence_factor * _doubt_factor(name, value)
             result.values[name] = FieldValue(name, value, round(confidence * factor, 4), item.raw)
+        if stale:
+            self._note_replacement(result, stale[0], via)
         if not result.values and result.unavailable and not result.rejected:
             result.status = "unavailable"
         return result
 
-    def _find(self, query: TrackQuery) -> tuple[Candidate, float]:
+    def _note_replacement(self, result: LookupResult, stale: StaleId, via: str | None) -> None:
+        id_field = f"{self.name}_id"
+        new = result.values.get(id_field)
+        result.replaced_id = stale.record(new.value if new else None, via)
+        if new is not None:
+            # The replacement is the value; the stale id travels in its raw input, which
+            # enrichment_transformations keeps as input_value (the field's provenance).
+            raw = {"raw": new.raw, "replaces": result.replaced_id}
+            result.values[id_field] = FieldValue(id_field, new.value, new.confidence, raw)
+
+    def _id_lookup(self, query: TrackQuery, provider_id: str) -> tuple[Candidate | None, StaleId]:
+        """The id's track when it is the query's track, else why the id is stale."""
+        try:
+            candidate = self.lookup_by_id(provider_id)
+        except NotFound as exc:
+            return None, StaleId(provider_id, f"id lookup: {exc.message}")
+        except RequestRejected as exc:
+            return None, StaleId(provider_id, f"id lookup rejected: {exc.message}")
+        if not (query.artist and query.title) or not (candidate.artist or candidate.title):
+            return candidate, StaleId(provider_id, "")  # nothing to check the id against
+        score = match_confidence(TrackQuery(query.artist, query.title), candidate)
+        if score >= ACCEPT_THRESHOLD:
+            return candidate, StaleId(provider_id, "")
+        return None, StaleId(
+            provider_id,
+            f"id names another track ({candidate.artist} - {candidate.title}, match {score:.2f})",
+        )
+
+    def _find(
+        self, query: TrackQuery, stale: list[StaleId]
+    ) -> tuple[Candidate, float, str | None]:
+        """``(candidate, confidence, how it was found: "id" | "isrc" | "search")``; a stale
+        query id is appended to ``stale``."""
         provider_id = query.provider_ids.get(self.name)
         if provider_id:
-            return self.lookup_by_id(provider_id), ID_LOOKUP_CONFIDENCE
+            found, why = self._id_lookup(query, str(provider_id))
+            if found is not None:
+                return found, ID_LOOKUP_CONFIDENCE, "id"
+            stale.append(why)
         candidates: list[Candidate] = []
+        via = None
         if query.isrc:
-            candidates = self.lookup_by_isrc(query.isrc)
+            candidates, via = self.lookup_by_isrc(query.isrc), "isrc"
         if not candidates and query.artist and query.title:
-            candidates = self.search(query.artist, query.title)
+            candidates, via = self.search(query.artist, query.title), "search"
         picked = best_match(query, candidates) if candidates else None
         if picked is None or picked[1] < MIN_MATCH_CONFIDENCE:
             raise NotFound("no candidate matched", provider=self.name)
-        return picked[0], picked[1]
+        return picked[0], picked[1], via
