@@ -26,6 +26,7 @@ from pipeline.matching import (
     best_match,
     match_confidence,
 )
+from pipeline.normalise.bpm import plausible_for
 from providers.errors import CapabilityUnavailable, NotFound, RequestRejected
 
 __all__ = [
@@ -137,15 +138,20 @@ class Unavailable:
     reason: str
 
 
-# A reading under this for dance music is more often half-time than a real tempo.
+# Without a genre, a reading under this for dance music is more often half-time than a real tempo.
 _HALF_TIME_SUSPECT_BPM = 80.0
 _HALF_TIME_FACTOR = 0.7
 
 
-def _doubt_factor(field_name: str, value: Any) -> float:
-    if field_name == "bpm" and isinstance(value, float) and value < _HALF_TIME_SUSPECT_BPM:
-        return _HALF_TIME_FACTOR
-    return 1.0
+def _doubt_factor(field_name: str, value: Any, genres: Any = None) -> float:
+    """A BPM outside the tempo of the genre the same answer gives is doubted (a 64 for techno);
+    one inside it is not (a 75 for downtempo or hip-hop). Without a genre, under 80 is doubted."""
+    if field_name != "bpm" or not isinstance(value, float):
+        return 1.0
+    plausible = plausible_for(value, genres if isinstance(genres, list) else None)
+    if plausible is None:
+        return _HALF_TIME_FACTOR if value < _HALF_TIME_SUSPECT_BPM else 1.0
+    return 1.0 if plausible else _HALF_TIME_FACTOR
 
 
 class Provider(abc.ABC):
@@ -204,7 +210,8 @@ class Provider(abc.ABC):
         payload = self.fetch_details(candidate, wanted)
         result = LookupResult(self.name, "found", match_confidence=confidence)
         extracted = self.extract(payload, wanted)
-        for name in wanted:
+        # Genre first: the BPM's doubt depends on the genre the same answer gives.
+        for name in sorted(wanted, key=lambda n: n != "genre"):
             item = extracted.get(name)
             if item is None:
                 continue
@@ -219,7 +226,10 @@ class Provider(abc.ABC):
                 continue
             if value is None:
                 continue
-            factor = item.confidence_factor * _doubt_factor(name, value)
+            genre = result.values.get("genre")
+            factor = item.confidence_factor * _doubt_factor(
+                name, value, genre.value if genre is not None else None
+            )
             result.values[name] = FieldValue(name, value, round(confidence * factor, 4), item.raw)
         if stale:
             self._note_replacement(result, stale[0], via)

@@ -346,7 +346,8 @@ def build_app(state: SandboxState) -> Starlette:
         qp = request.query_params
         if "filter[isrc]" in qp:
             return _tidal_doc(cat.by_isrc("tidal", qp["filter[isrc]"]))
-        ids = [i for i in qp.get("filter[id]", "").split(",") if i]
+        # Repeated, as the API takes a list filter; "1,2" is one id that matches nothing.
+        ids = [i for i in qp.getlist("filter[id]") if i]
         return _tidal_doc([t for t in (cat.by_id("tidal", i) for i in ids) if t])
 
     async def tidal_track(request: Request) -> Response:
