@@ -214,6 +214,13 @@ _KERRI = "http://robwarner.blogspot.com/2009/03/kerri-chandler-track-1-revisited
 _MIX65 = "https://almerianwriters.com/?p=280"
 _TRANCE = "https://www.tranceforum.info/forum/thread/4466-salt-tank-eugina/?postID=123456"
 _ISSUE = "issue 14 (a 1001Tracklists setlist)"
+_ALCAZAR = "https://scandipop.co.uk/alcazar-%e2%80%93-%e2%80%98burning%e2%80%99-the-remixes"
+_SEXY = "https://tommywoelfel.blogspot.com/2013/09/track-list-sexy-spin-thursday-september_12.html"
+_BNU = "https://bringnewunity.com/artist-guide/song-mixes-titles"
+_CHER = "http://randsachsenblog.blogspot.com/2010/01/cd-rezensionen-178-cher-believe-mcd.html"
+_KIEZ = "https://www.tanzdurchdenkiez.de/2010/09/"
+_BURNING = ["Cahill Remix", "Extended Mix", "Daz Bailey Mix", "Alex K Mix", "Jorg Schmid Mix",
+            "Cahill Club Edit", "UK Radio Edit"]  # fmt: skip
 PUBLIC: list[tuple[bool, str, str, str, str, str, str]] = [
     (False, "Justice", "Phantom Pt. II", "Justice", "Phantom", "another part", _ISSUE),
     (True, "Justice", "Phantom Pt. II", "Justice", "Phantom Part 2", "part spelling", _ISSUE),
@@ -259,6 +266,46 @@ PUBLIC: list[tuple[bool, str, str, str, str, str, str]] = [
      "two remixers", _TRANCE),
     (True, "Salt Tank", "Eugina (Tiësto Remix)", "SALT TANK", "Eugina (Tiesto Remix)",
      "case, accents", _TRANCE),
+    # Alcazar's "Burning" remix package: every version apart from every other, and the original.
+    *[(False, "Alcazar", f"Burning ({a})", "Alcazar", f"Burning ({b})", "two versions", _ALCAZAR)
+      for i, a in enumerate(_BURNING) for b in _BURNING[i + 1:]],
+    *[(False, "Alcazar", f"Burning ({a})", "Alcazar", "Burning", "version vs original", _ALCAZAR)
+      for a in _BURNING],
+    (True, "Alcazar", "Burning (UK Radio Edit)", "ALCAZAR", "Burning - UK Radio Edit",
+     "case, dash version", _ALCAZAR),
+    (False, "Cher featuring Lady Gaga", "The Greatest Thing (remix)", "Cher & Lady Gaga",
+     "The Greatest Thing", "remix vs original", _SEXY),
+    (True, "Cher featuring Lady Gaga", "The Greatest Thing", "Cher feat. Lady Gaga",
+     "The Greatest Thing", "featuring = feat.", _SEXY),
+    (True, "Cher featuring Lady Gaga", "The Greatest Thing", "Cher",
+     "The Greatest Thing (feat. Lady Gaga)", "featuring moved to the title", _SEXY),
+    (False, "Benny Benassi featuring John Legend", "Dance The Pain Away (remix)",
+     "Benny Benassi featuring John Legend", "Dance The Pain Away", "remix vs original", _SEXY),
+    (True, "Benny Benassi featuring John Legend", "Dance The Pain Away",
+     "Benny Benassi (ft. John Legend)", "Dance the Pain Away", "(ft. X) in the artist", _BNU),
+    (False, "Miley Cyrus", "Wrecking Ball (remix)", "Miley Cyrus", "Wrecking Ball",
+     "remix vs original", _SEXY),
+    (True, "Miley Cyrus", "Wrecking Ball", "Miley Cyrus", "Wrecking Ball (Original Mix)",
+     "Original Mix", _SEXY),
+    (False, "Lorde", "Royals (remix)", "Lorde", "Royals", "remix vs original", _SEXY),
+    (False, "Lana Del Rey", "Summertime Sadness (remix)", "Lana Del Rey", "Summertime Sadness",
+     "remix vs original", _SEXY),
+    (False, "Michael Jackson featuring Justin Bieber", "Slave 2 The Rhythm (remix)",
+     "Michael Jackson & Justin Bieber", "Slave 2 The Rhythm", "remix vs original", _SEXY),
+    (False, "Cher", "Believe (Almighty Definitive Mix)", "Cher", "Believe (Xenomania Mix)",
+     "two named mixes", _CHER),
+    (False, "Cher", "Believe (Almighty Definitive Mix)", "Cher", "Believe (Radio Edit)",
+     "named mix vs radio edit", _CHER),
+    (False, "Chilly Gonzales", "I am Europe (Dirty Doering Remix)", "Chilly Gonzales",
+     "I Am Europe", "remix vs original", _KIEZ),
+    (True, "Chilly Gonzales", "I am Europe (Dirty Doering Remix)", "Chilly Gonzales",
+     "I Am Europe - Dirty Doering Remix", "case, dash remix", _KIEZ),
+    (True, "Joachim Pastor", "Le Poulain", "Joachim Pastor", "Le Poulain (Original Mix)",
+     "Original Mix", _KIEZ),
+    (True, "Artist", "Title (Remixer Extended Mix)", "Artist", "Title - Remixer Extended Mix",
+     "the titling guide's own form", _BNU),
+    (False, "Artist", "Title (Remixer Extended Mix)", "Artist", "Title (Remixer Radio Mix)",
+     "the titling guide's two remix cuts", _BNU),
 ]
 
 
