@@ -3,7 +3,7 @@
 A 1001Tracklists-style bronze row carries a Spotify id that the (sandbox) Spotify API answers
 404 for, and the track's ISRC. The real Spotify client falls back to the ISRC; the recorded
 ``spotify_id`` transformation keeps the stale id and what replaced it, and silver stores the
-replacement.
+replacement; a later round's lookups carry the replacement.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_ou
 from pipeline.runs import start_run
 from providers.base import HttpProvider, RetryPolicy
 from providers.breaker import BreakerConfig, CircuitBreaker, MemoryBreakerStore
+from providers.contract import FieldValue, LookupResult
 from providers.ratelimit import RateLimitConfig, RateLimiter
 from providers.registry import _entry_points
 from providers.sandbox import SandboxHandle, start_in_thread
@@ -96,3 +97,41 @@ def test_stale_spotify_id_is_replaced_and_recorded(
         {"r": run, "b": bronze, "e": f"%/tracks/{STALE}"},
     ).scalars().all()
     assert statuses == [404]
+
+
+def test_a_later_round_uses_the_replacement_not_the_scraped_id(db_session: Session) -> None:
+    """The scraped MusicBrainz id was stale and MusicBrainz answered with another: the next
+    round's lookups (AcousticBrainz looks up by MBID) carry MusicBrainz's id, not the scraped
+    one. Other providers' ids found in round one do not override the scraped ones."""
+    stale_mbid = str(uuid.uuid4())
+    new_mbid = str(uuid.uuid4())
+    raw = {"musicbrainz_id": stale_mbid, "beatport_id": "1200345"}
+    bronze = str(
+        insert_bronze_track(
+            db_session.connection(),
+            source="1001tracklists",
+            source_url=f"https://example.test/{uuid.uuid4()}",
+            raw_json=json.dumps(raw),
+            artist_name=f"Stale {uuid.uuid4().hex[:6]}",
+            track_title="Ids",
+        )
+    )
+    run = str(start_run(db_session, "manual", "test"))
+    nxt = create_jobs(db_session, run, [bronze])
+    assert "musicbrainz" in nxt.lookups, "the seeded waterfall asks MusicBrainz in round one"
+    step = None
+    for provider, jobs in sorted(nxt.lookups.items()):
+        (li,) = lookup_inputs(db_session, jobs, provider)
+        assert li.query.provider_ids["musicbrainz"] == stale_mbid
+        values = {}
+        if provider == "musicbrainz":
+            values["musicbrainz_id"] = FieldValue("musicbrainz_id", new_mbid, 0.95, {})
+        if provider == "spotify":  # another provider's idea of a Beatport id: a hint only
+            values["beatport_id"] = FieldValue("beatport_id", "999", 0.99, {})
+        result = LookupResult(provider, "found" if values else "not_found", values=values)
+        step = record_outcomes(db_session, [LookupOutcome(li, result=result)], 1)
+    assert step is not None and step.lookups, "the seeded waterfall has a second round"
+    for provider, jobs in step.lookups.items():
+        (li,) = lookup_inputs(db_session, jobs, provider)
+        assert li.query.provider_ids["musicbrainz"] == new_mbid, provider
+        assert li.query.provider_ids["beatport"] == "1200345", provider
