@@ -304,7 +304,6 @@ class _Parts:
     artists: frozenset[str]
     base: str
     mix: str | None  # canonical version; None for absent or neutral ("original"-like) versions
-    mix_raw: str | None  # normalised, neutral versions kept (for the small penalty)
     artists_text: str  # the artists sorted and space-joined, as the fuzzy comparison wants them
     part: str | None = None  # "part 2", "vol 3": another part is another track
     featured: frozenset[str] = frozenset()  # artists named after feat./ft./with
@@ -341,7 +340,6 @@ def _text_parts(artist_text: str, title_text: str) -> _Parts:
         frozenset(names),
         normalise_name(base),
         _canonical_mix(mix_norm),
-        mix_norm,
         " ".join(sorted(names)),
         part,
         frozenset(featured_names - {""}) & frozenset(names),
