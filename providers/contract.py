@@ -181,6 +181,11 @@ class Provider(abc.ABC):
         """Extra requests needed for ``fields`` after a match (default: none)."""
         return candidate.payload
 
+    def id_candidates(self, found: Candidate) -> list[Candidate]:
+        """What an id lookup's answer may be checked against the query as (default: itself).
+        Discogs ids name releases: each tracklist entry is a candidate."""
+        return [found]
+
     # --- the template ---------------------------------------------------------------------------
     def lookup(self, query: TrackQuery, fields: Collection[str]) -> LookupResult:
         """Find ``query`` at this provider and return the requested fields, normalised."""
@@ -257,9 +262,11 @@ class Provider(abc.ABC):
             return None, StaleId(provider_id, f"id lookup rejected: {exc.message}")
         if not (query.artist and query.title) or not (candidate.artist or candidate.title):
             return candidate, StaleId(provider_id, "")  # nothing to check the id against
-        score = match_confidence(TrackQuery(query.artist, query.title), candidate)
-        if score >= ACCEPT_THRESHOLD:
-            return candidate, StaleId(provider_id, "")
+        names = TrackQuery(query.artist, query.title)
+        picked = best_match(names, self.id_candidates(candidate))
+        if picked is not None and picked[1] >= ACCEPT_THRESHOLD:
+            return picked[0], StaleId(provider_id, "")
+        score = match_confidence(names, candidate)
         return None, StaleId(
             provider_id,
             f"id names another track ({candidate.artist} - {candidate.title}, match {score:.2f})",

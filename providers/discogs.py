@@ -157,6 +157,10 @@ class DiscogsProvider(HttpProvider):
             )
         return out
 
+    def id_candidates(self, found: Candidate) -> list[Candidate]:
+        # A Discogs id names a release: the track is one of its tracklist entries.
+        return self._tracklist_candidates(found.payload) or [found]
+
     def fetch_details(self, candidate: Candidate, fields: Collection[str]) -> Any:
         if "artists" in candidate.payload:
             return candidate.payload

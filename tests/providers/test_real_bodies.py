@@ -118,6 +118,27 @@ def test_discogs_release_without_the_track_is_not_found(make_provider: ProviderF
     assert releases.call_count == 3
 
 
+@respx.mock
+def test_discogs_release_id_is_checked_against_its_tracklist(
+    make_provider: ProviderFactory,
+) -> None:
+    """A scraped Discogs id names the album: the track is on its tracklist, so the id holds
+    (1.0, one request, no search); a track the album does not list makes the id stale."""
+    release = respx.get(f"{BASE}/discogs/releases/1049934").respond(json=CROSS_RELEASE)
+    search = respx.get(f"{BASE}/discogs/database/search").respond(json={"results": []})
+    ids = {"discogs": "1049934"}
+    on_it = make_provider("discogs", ENV).lookup(
+        TrackQuery("Justice", "Phantom Pt. II", provider_ids=ids), ["discogs_id", "label"]
+    )
+    assert on_it.match_confidence == 1.0 and on_it.replaced_id is None
+    assert release.call_count == 1 and search.call_count == 0
+    off_it = make_provider("discogs", ENV).lookup(
+        TrackQuery("Justice", "Audio, Video, Disco", provider_ids=ids), ["discogs_id"]
+    )
+    assert off_it.status == "not_found" and search.call_count == 1
+    assert off_it.replaced_id is not None and "names another track" in off_it.replaced_id["reason"]
+
+
 LASTFM_PLACEHOLDER = {
     "track": {
         "name": "Phantom Pt. III",
