@@ -307,3 +307,28 @@ def test_sandbox_discogs_serves_a_track_on_a_release_of_another_name(
         handle.stop()
     assert search.body["results"][0]["title"] == "Justice - †"
     assert result.status == "found" and result.values["label"].value == "Ed Banger Records"
+
+
+def test_sandbox_lastfm_placeholder_is_not_found(
+    tmp_path: Any, make_provider: ProviderFactory
+) -> None:
+    """``lastfm.placeholder=1``: the sandbox answers Last.fm's placeholder; the client says
+    not_found while a neighbouring real row is found."""
+    from providers.sandbox import start_in_thread
+
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "artist,title,duration_ms,genre,lastfm.placeholder\n"
+        "Justice,Phantom Pt. III,,electro,1\nJustice,Phantom Pt. II,202000,electro,\n",
+        encoding="utf-8",
+    )
+    handle = start_in_thread(path)
+    try:
+        lastfm = make_provider("lastfm", handle.env)
+        fake = lastfm.lookup(TrackQuery("Justice", "Phantom Pt. III"), ["genre"])
+        real = lastfm.lookup(TrackQuery("Justice", "Phantom Pt. II"), ["play_count"])
+    finally:
+        handle.stop()
+    assert fake.status == "not_found"
+    assert fake.responses[0].body["track"]["playcount"] == "3"
+    assert real.status == "found"
