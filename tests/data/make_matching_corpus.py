@@ -35,7 +35,8 @@ import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-CHART = Path("/work/shared/data/beatport_top100_2025-10-29.csv")
+# The repository's copy of /work/shared/data/beatport_top100_2025-10-29.csv (byte-identical).
+CHART = Path(__file__).parents[2] / "pipeline" / "data" / "beatport_top100_2025-10-29.csv"
 OUT = Path(__file__).with_name("matching_corpus.csv")
 CHART_SOURCE = "beatport_top100_2025-10-29.csv"
 FIELDS = ["group", "same", "query_artist", "query_title", "candidate_artist", "candidate_title",
