@@ -204,14 +204,19 @@ def _query_from_bronze(row: Any) -> TrackQuery:
 
 def _with_learned_ids(query: TrackQuery, outcomes: Sequence[Outcome]) -> TrackQuery:
     """Later rounds know more: an ISRC or a MusicBrainz id found in round one lets AcousticBrainz
-    (which looks up by MBID) or an ISRC lookup answer in round two."""
+    (which looks up by MBID) or an ISRC lookup answer in round two. A provider's own answer for
+    its own id replaces the scraped one (which may have been stale and replaced, issue 14)."""
     ids = dict(query.provider_ids)
     isrc = query.isrc
+    own: set[str] = set()
     for o in sorted(outcomes, key=lambda o: -(o.confidence or 0)):
         if not o.success or not isinstance(o.value, str) or (o.confidence or 0) < LEARN_MIN:
             continue
         if o.field == "isrc" and isrc is None:
             isrc = o.value
+        elif o.field == f"{o.provider}_id" and o.provider not in own:
+            ids[o.provider] = o.value
+            own.add(o.provider)
         elif o.field.endswith("_id"):
             ids.setdefault(o.field[: -len("_id")], o.value)
     return TrackQuery(query.artist, query.title, isrc, query.duration_ms, ids)

@@ -8,12 +8,23 @@ Scoring ladder (the numbers are contract, see docs/CONTRACTS.md):
 
 * same ISRC on both sides: 0.99 (0.90 when the names have nothing in common, which happens with
   compilation mis-tags but also with recycled ISRCs);
-* same artist set and same base title: 0.95, minus a small penalty when the mix names differ
-  between "original"-like versions and a large one for remix vs original;
+* same artist set and same base title: 0.95 (0.92 when one side leaves a featured artist out);
 * otherwise rapidfuzz token-set similarity of artists and titles, mapped so that a combined
   similarity under 0.7 scores at most 0.42 (never a match) and a perfect fuzzy match 0.90;
+* **another version is another track** (issue 14): when the two sides name a different part
+  (``Pt. II``, ``Part 2``, ``Vol. 3``) or a different version (a remix by someone else, an
+  extended/radio/club/dub/VIP/instrumental/acapella/edit/bootleg/rework mix, a live recording),
+  the score is capped at ``VERSION_MISMATCH_CAP`` (under ``ACCEPT_THRESHOLD``, so never accepted).
+  Spelling is not a version: ``feat.``/``ft.``/``&``/``x``/``and``, case, accents, punctuation,
+  a trailing ``Original Mix``/``Original``/``Main Mix`` and a remaster note compare equal;
+* the same base title by an artist set that overlaps but adds a (non-featured) artist is capped
+  at ``CREDIT_MISMATCH_CAP``: on a store that is another release (a remixer's or a collab's);
 * durations more than 10 s apart cost 0.08, more than 30 s apart 0.30; two valid, different
-  ISRCs cost 0.35 (two recordings, even if everything else looks alike).
+  ISRCs cost 0.35 (two recordings, even if everything else looks alike). The same ISRC on both
+  sides overrides names and versions (the ISRC names the recording).
+
+``tests/data/matching_corpus.csv`` holds the labelled real name pairs the matcher is held to
+(``tests/unit/test_matching_corpus.py``, ``python -m bench.matching``).
 """
 
 from __future__ import annotations
@@ -31,7 +42,10 @@ from pipeline.normalise.errors import InvalidValue
 from pipeline.normalise.isrc import try_isrc
 
 __all__ = [
+    "ACCEPT_THRESHOLD",
+    "CREDIT_MISMATCH_CAP",
     "KNOWN_ACTS",
+    "VERSION_MISMATCH_CAP",
     "Candidate",
     "TrackQuery",
     "artist_key",
@@ -41,9 +55,17 @@ __all__ = [
     "normalise_name",
     "split_artists",
     "split_title",
+    "version_of",
 ]
 
 MIN_BEST_MATCH = 0.5
+# The lowest score any caller accepts: ``best_match`` returns nothing under it, so no provider
+# reports a candidate under it as found (the waterfall's floors, 0.5 and up, sit on top).
+ACCEPT_THRESHOLD = MIN_BEST_MATCH
+# Scores given to a candidate that is another version or another credit of the asked track:
+# under ACCEPT_THRESHOLD (never accepted), still ordered (a remix ranks above an unrelated track).
+VERSION_MISMATCH_CAP = 0.35
+CREDIT_MISMATCH_CAP = 0.45
 # Bound of the memo caches of the pure name functions below: every candidate of every lookup is
 # scored against the same query, and charts bring the same names back again and again.
 _CACHE_SIZE = 8192
@@ -94,9 +116,13 @@ KNOWN_ACTS: tuple[str, ...] = (
     "AC/DC",
     "Axwell /\\ Ingrosso",
 )
+# "&" and "and" inside a known act are one spelling: "Dimitri Vegas and Like Mike" is the act.
 _KNOWN_RE = re.compile(
     r"(?<!\w)(?:"
-    + "|".join(re.escape(a) for a in sorted(KNOWN_ACTS, key=len, reverse=True))
+    + "|".join(
+        re.escape(a).replace(r"\&", "(?:&|and)").replace(r"\ and\ ", r"\ (?:&|and)\ ")
+        for a in sorted(KNOWN_ACTS, key=len, reverse=True)
+    )
     + r")(?!\w)",
     re.IGNORECASE,
 )
@@ -113,7 +139,10 @@ _FEAT_BRACKET_RE = re.compile(
     r"\s*[(\[]\s*(?:feat\.?|ft\.?|featuring|with)\s+([^)\]]*)[)\]]", re.IGNORECASE
 )
 _FEAT_TAIL_RE = re.compile(r"\s+(?:feat\.?|ft\.?|featuring)\s+(.+)$", re.IGNORECASE)
-_TRAILING_GROUP_RE = re.compile(r"\s*(\(([^()]*)\)|\[([^\[\]]*)\])\s*$")
+# One level of nesting: Beatport disambiguates artists inside mix names, "(BRUX (AUS) Remix)".
+_TRAILING_GROUP_RE = re.compile(
+    r"\s*(\(((?:[^()]|\([^()]*\))*)\)|\[((?:[^\[\]]|\[[^\[\]]*\])*)\])\s*$"
+)
 _MIX_WORDS_RE = re.compile(
     r"\b(?:mix|remix|rmx|edit|version|dub|vip|rework|bootleg|refix|flip|instrumental|"
     r"acapella|a cappella|extended|radio|remaster(?:ed)?|live|original|re-?edit|remode)\b",
@@ -122,19 +151,23 @@ _MIX_WORDS_RE = re.compile(
 _REMIX_WORDS_RE = re.compile(
     r"\b(?:remix|rmx|vip|dub|rework|bootleg|refix|flip|remode|re-?edit)\b", re.IGNORECASE
 )
-# Versions that are the same recording for a DJ: Beatport's "Original Mix" is the full-length
-# cut, and "Extended Mix" is what labels call that same cut on dance releases.
-_NEUTRAL_MIXES = frozenset(
-    {
-        "original mix",
-        "original",
-        "original version",
-        "extended mix",
-        "extended",
-        "extended version",
-        "main mix",
-    }
+# Version names that are spelling, not another recording: Beatport's "Original Mix" is the
+# track itself, and a remaster note names the same recording. "Extended Mix" is NOT here any
+# more (issue 14): an extended cut is another mix, matched and keyed apart from the original.
+_NEUTRAL_MIXES = frozenset({"original mix", "original", "original version", "main mix"})
+_REMASTER_RE = re.compile(
+    r"^(?:(?:\d{4}|digital(?:ly)?|remaster(?:ed)?|version|mix|original|mono|stereo)\s*)+$"
 )
+# Another part of a work: "Pt. II", "Part 2", "Vol. 3", "Chapter IV". Kept out of the base title
+# and compared on its own, so "Phantom" and "Phantom Pt. II" share a base but not a part.
+_PART_RE = re.compile(
+    r"[\s(\[,:-]*\b(pt|part|vol|volume|chapter|ch)\b\.?\s*([ivx]+|\d+)\b[)\]]?",
+    re.IGNORECASE,
+)
+_ROMAN = {"i": 1, "v": 5, "x": 10}
+_MIX_SYNONYMS = {"rmx": "remix", "version": "mix", "vers": "mix", "reedit": "re edit"}
+# A version word standing alone ("Extended", "Club") is that mix: "Extended" = "Extended Mix".
+_BARE_KINDS = frozenset({"extended", "club", "radio", "dub", "instrumental", "vocal", "main"})
 _SPECIAL_LETTERS = str.maketrans(
     {"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i"}
 )
@@ -201,9 +234,9 @@ def _split_featuring(title: str) -> tuple[str, list[str]]:
         return ""
 
     text = _FEAT_BRACKET_RE.sub(take, title)
-    # A bare "feat. X" runs to the end of the title or to the next bracket group.
+    # A bare "feat. X" runs to the end of the title, the next bracket group or a " - Mix".
     tail = re.search(
-        r"\s+(?:feat\.?|ft\.?|featuring)\s+([^()\[\]]+?)(?=\s*[(\[]|$)", text, re.IGNORECASE
+        r"\s+(?:feat\.?|ft\.?|featuring)\s+([^()\[\]]+?)(?=\s*[(\[]|\s+-\s|$)", text, re.IGNORECASE
     )
     if tail:
         featured.extend(split_artists(tail[1]))
@@ -230,13 +263,50 @@ def split_title(s: str) -> tuple[str, str | None]:
     return title, mix
 
 
+def _roman(text: str) -> int:
+    values = [_ROMAN[c] for c in text]
+    return sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values))
+
+
+def _split_part(title: str) -> tuple[str, str | None]:
+    """``(title without its part marker, "part N" | "vol N" | None)``."""
+    # The last marker is the part ("Vol. 2 Pt. 3": part 3 of volume 2, rare; keep the last).
+    markers = list(_PART_RE.finditer(title))
+    match = markers[-1] if markers else None
+    if match is None or (match.start() == 0 and match.end() == len(title)):
+        return title, None
+    kind = "vol" if match[1].casefold().startswith("vol") else "part"
+    number = match[2].casefold()
+    value = int(number) if number.isdigit() else _roman(number)
+    rest = (title[: match.start()] + " " + title[match.end() :]).strip()
+    return " ".join(rest.split()) or title, f"{kind} {value}"
+
+
+def _canonical_mix(mix_norm: str | None) -> str | None:
+    """The version a normalised mix name stands for, or None for the track itself."""
+    if not mix_norm or mix_norm in _NEUTRAL_MIXES or _REMASTER_RE.match(mix_norm):
+        return None
+    words = [_MIX_SYNONYMS.get(w, w) for w in mix_norm.replace("re edit", "reedit").split()]
+    words = " ".join(words).split()
+    if len(words) == 1 and words[0] in _BARE_KINDS:
+        words.append("mix")
+    return " ".join(words)
+
+
+def version_of(title: str) -> tuple[str | None, str | None]:
+    """``(part, version)`` a title names, both canonical and None for "the track itself"."""
+    parts = _text_parts("", " ".join(_require_str(title, "title").split()))
+    return parts.part, parts.mix
+
+
 @dataclass(frozen=True)
 class _Parts:
     artists: frozenset[str]
     base: str
-    mix: str | None  # normalised; None for absent or neutral ("original"-like) versions
-    mix_raw: str | None  # normalised, neutral versions kept (for the small penalty)
+    mix: str | None  # canonical version; None for absent or neutral ("original"-like) versions
     artists_text: str  # the artists sorted and space-joined, as the fuzzy comparison wants them
+    part: str | None = None  # "part 2", "vol 3": another part is another track
+    featured: frozenset[str] = frozenset()  # artists named after feat./ft./with
 
 
 def _parts(artist: Any, title: Any) -> _Parts:
@@ -249,43 +319,79 @@ def _parts(artist: Any, title: Any) -> _Parts:
 def _text_parts(artist_text: str, title_text: str) -> _Parts:
     base, featured = _split_featuring(" ".join(title_text.split()))
     base, mix = split_title(base)
+    base, part = _split_part(base)
     mix_norm = normalise_name(mix) if mix else None
+    if mix_norm and part is None:
+        # "(Part 2)" or "- Vol. 3 Mix" sits in the mix slot on some stores.
+        rest, part = _split_part(mix_norm)
+        if part is not None:
+            mix_norm = None if rest == mix_norm else rest
     names = {normalise_name(a) for a in [*split_artists(artist_text), *featured]} - {""}
+    featured_names = {normalise_name(a) for a in featured}
+    tail = re.search(r"(?<!\w)(?:feat|ft|featuring)\.?\s+(.+)$", artist_text, re.IGNORECASE)
+    if tail:
+        featured_names |= {normalise_name(a) for a in split_artists(tail[1])}
     if mix_norm and _REMIX_WORDS_RE.search(mix_norm):
         # Remixers are credited in the artist field by some sources and only in the mix name by
         # others; drop them from the set (when someone else remains) so both spellings agree.
         others = {n for n in names if f" {n} " not in f" {mix_norm} "}
         names = others or names
-    neutral = mix_norm is None or mix_norm in _NEUTRAL_MIXES
     return _Parts(
         frozenset(names),
         normalise_name(base),
-        None if neutral else mix_norm,
-        mix_norm,
+        _canonical_mix(mix_norm),
         " ".join(sorted(names)),
+        part,
+        frozenset(featured_names - {""}) & frozenset(names),
     )
 
 
 def identity_key(artist: str, title: str) -> str:
-    """``"artist1,artist2|base title (mix)"``: order-insensitive artists, neutral mixes dropped."""
+    """``"artist1,artist2|base title [part N] (version)"``: order-insensitive artists, neutral
+    mixes dropped. Two names get one key exactly when the matcher calls them the same version:
+    "Original Mix" and no mix share a key, "Extended Mix" (= "Extended") has its own, and so
+    does every part ("Pt. II" = "Part 2")."""
     _require_str(artist, "artist")
     _require_str(title, "title")
     parts = _parts(artist, title)
     artists = ",".join(sorted(parts.artists)) or " ".join(artist.casefold().split())
     base = parts.base or " ".join(title.casefold().split())
+    if parts.part:
+        base = f"{base} [{parts.part}]"
     return f"{artists}|{base} ({parts.mix})" if parts.mix else f"{artists}|{base}"
 
 
-def _mix_penalty(a: _Parts, b: _Parts) -> float:
-    if a.mix_raw == b.mix_raw:
-        return 0.0
-    if a.mix is None and b.mix is None:
-        return 0.03  # "Extended Mix" vs "Original Mix" (or vs nothing): same cut for a DJ
-    remix_a = bool(a.mix and _REMIX_WORDS_RE.search(a.mix))
-    remix_b = bool(b.mix and _REMIX_WORDS_RE.search(b.mix))
-    if remix_a or remix_b:
-        return 0.30  # a remix is another recording, or a different remix
-    return 0.10  # radio edit, instrumental, live ... of the same song
+def _same_version(a: _Parts, b: _Parts) -> bool:
+    return a.part == b.part and a.mix == b.mix
+
+
+def _artists_agree(a: _Parts, b: _Parts) -> bool:
+    """The same artist set, or one side leaving out artists the other names as featured."""
+    if a.artists == b.artists:
+        return True
+    if not a.artists or not b.artists:
+        return False
+    return a.artists - a.featured == b.artists or b.artists - b.featured == a.artists or (
+        bool(a.artists - a.featured) and a.artists - a.featured == b.artists - b.featured
+    )
+
+
+def _unmatched(a: _Parts, b: _Parts) -> set[str]:
+    """Artists of ``a`` (featured ones aside) with no counterpart in ``b``; a near spelling
+    ("Skrilex" for "Skrillex") is a counterpart."""
+    return {
+        name
+        for name in a.artists - a.featured
+        if name not in b.artists and not any(fuzz.ratio(name, o) >= 85 for o in b.artists)
+    }
+
+
+def _other_credit(a: _Parts, b: _Parts) -> bool:
+    """The sides share an artist but one credits a (non-featured) artist the other lacks: on a
+    store, a remixer's or a collaboration's release of the same title."""
+    if not a.artists or not b.artists or not a.artists & b.artists:
+        return False
+    return bool(_unmatched(a, b) or _unmatched(b, a))
 
 
 def _similar(a: str, b: str) -> float:
@@ -334,12 +440,19 @@ def _score(query: TrackQuery, q: _Parts, isrc_q: str | None, candidate: Candidat
         # The ISRC names the recording; durations from different stores only weakly disagree.
         score = (0.99 if similarity >= 0.5 else 0.90) - duration_penalty / 2
     else:
-        if q.artists and q.artists == c.artists and q.base and q.base == c.base:
-            score = 0.95 - _mix_penalty(q, c)
+        same_base = bool(q.base) and q.base == c.base
+        if q.artists and q.artists == c.artists and same_base:
+            score = 0.95
+        elif same_base and _artists_agree(q, c):
+            score = 0.92  # a featured artist left out on one side
         elif similarity < 0.7:
             score = similarity * 0.6
         else:
-            score = 0.42 + (similarity - 0.7) / 0.3 * 0.48 - _mix_penalty(q, c)
+            score = 0.42 + (similarity - 0.7) / 0.3 * 0.48
+        if not _same_version(q, c):
+            score = min(score, VERSION_MISMATCH_CAP)
+        elif not _artists_agree(q, c) and _other_credit(q, c):
+            score = min(score, CREDIT_MISMATCH_CAP)
         score -= duration_penalty
         if isrc_q and isrc_c:
             score -= 0.35

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from db.bulk import Bulk, unique_waves
 from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
 from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
-from pipeline.normalise.bpm import consensus_bpm, reconcile_bpm
+from pipeline.normalise.bpm import consensus_bpm, fold_to_genre, plausible_for, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
+from pipeline.plausibility import genres_of, plausible_bpm_winner, without_placeholders
 from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
@@ -103,13 +104,17 @@ def _column_value(name: str, value: Any) -> tuple[Any, dict[str, str]]:
 
 
 def reconcile_bpm_reading(
-    winner: Winner, outcomes: list[Outcome], min_confidence: float = 0.7
+    winner: Winner,
+    outcomes: list[Outcome],
+    min_confidence: float = 0.7,
+    genres: list[str] | None = None,
 ) -> tuple[float, str | None]:
     """Fold the winning BPM onto the tempo the *other confident* providers agree on, when they
     all read it at half or double time. A doubtful reading (below ``min_confidence``, e.g. a
     half-time 70 from a provider whose confidence was lowered for that very reason) never moves
     a winner; a single disagreeing provider at equal confidence does not either (ties keep the
-    winner, which the waterfall chose)."""
+    winner, which the waterfall chose); nor does a consensus outside the track's genre tempo
+    when the winner is inside it (a 75 BPM hip-hop track read at 150 elsewhere stays 75)."""
     value = float(winner.outcome.value)
     mine = winner.outcome.confidence or 0.0
     confident = [
@@ -130,6 +135,8 @@ def reconcile_bpm_reading(
         return value, None
     fixed = reconcile_bpm(value, reference)
     if abs(fixed - value) < 0.01:
+        return value, None
+    if plausible_for(value, genres) and not plausible_for(fixed, genres):
         return value, None
     return fixed, (
         f"{winner.outcome.provider} read {value:g} BPM, a half/double-time reading of what the "
@@ -345,11 +352,18 @@ def resolve_fields(
     """Each wanted field of the plan takes its waterfall winner (BPM folded onto the tempo the
     other confident providers agree on), coerced to its silver column type; a value that cannot
     be coerced is left out with a warning. Full merges and partial replays both resolve here."""
+    outcomes = without_placeholders(outcomes)
     winners = {
         f: w
         for f, rule in plan.rules.items()
         if f in wanted and (w := pick_winner(rule, outcomes)) is not None
     }
+    genres = genres_of(winners.get("genre"))
+    rescued: str | None = None
+    if "bpm" in wanted and "bpm" in plan.rules and "bpm" not in winners:
+        kept = plausible_bpm_winner(plan.rules["bpm"], outcomes, genres)
+        if kept is not None:
+            winners["bpm"], rescued = kept
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     confidences: dict[str, float | None] = {}
@@ -359,11 +373,19 @@ def resolve_fields(
     for name, w in winners.items():
         value = w.outcome.value
         rule_info = winner_rules(w, plan.rules[name], run_id)
-        if name == "bpm":
-            value, note = reconcile_bpm_reading(w, outcomes, plan.rules[name].min_acceptable)
+        if name == "bpm" and rescued is not None:
+            warnings.append({"field": "bpm", "warning": rescued})
+            rule_info["plausible_single"] = rescued
+        elif name == "bpm":
+            min_acceptable = plan.rules[name].min_acceptable
+            value, note = reconcile_bpm_reading(w, outcomes, min_acceptable, genres)
             if note:
                 warnings.append({"field": "bpm", "warning": note})
                 rule_info["reconciled"] = note
+            value, genre_note = fold_to_genre(value, genres)
+            if genre_note:
+                warnings.append({"field": "bpm", "warning": genre_note})
+                rule_info["genre_tempo"] = genre_note
         if w.fallback:
             # Accepted by design (min_acceptable_confidence); noted, not a quality warning.
             metadata.setdefault("fallbacks", {})[name] = w.reason

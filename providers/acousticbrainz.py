@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, TypedDict
 
 from providers.base import BatchPart, HttpProvider
-from providers.contract import Candidate, Extracted, TrackQuery, Unavailable
+from providers.contract import Candidate, Extracted, StaleId, TrackQuery, Unavailable
 from providers.errors import MalformedResponse, NotFound
 from providers.fields import as_bpm, as_key, as_unit_float
 from providers.settings import AcousticBrainzSettings
@@ -49,12 +49,15 @@ class AcousticBrainzProvider(HttpProvider):
     def _mbid(query: TrackQuery) -> str | None:
         return query.provider_ids.get("acousticbrainz") or query.provider_ids.get("musicbrainz")
 
-    def _find(self, query: TrackQuery) -> tuple[Candidate, float]:
+    def _find(
+        self, query: TrackQuery, stale: list[StaleId]
+    ) -> tuple[Candidate, float, str | None]:
         mbid = self._mbid(query)
         if not mbid:
             raise self.capability("needs a MusicBrainz recording id")
-        # The id came from MusicBrainz matching; AcousticBrainz adds no identity evidence.
-        return self.lookup_by_id(mbid), 1.0
+        # The id came from MusicBrainz matching; AcousticBrainz adds no identity evidence, and
+        # has no ISRC or text search to fall back on.
+        return self.lookup_by_id(mbid), 1.0, "id"
 
     def _document(self, level: str, mbid: str) -> Any:
         """One recording's document from the bulk endpoint (its first submission), or None."""

@@ -35,6 +35,7 @@ from providers.errors import (
     NotFound,
     ProviderError,
     RateLimited,
+    RequestRejected,
     TransientError,
 )
 from providers.ratelimit import RateLimitConfig, RateLimiter
@@ -542,7 +543,7 @@ class HttpProvider(Provider):
         if status == 404:
             raise NotFound("HTTP 404", provider=name)
         if status >= 400:
-            raise ProviderError(f"HTTP {status} (request rejected)", provider=name)
+            raise RequestRejected(f"HTTP {status} (request rejected)", provider=name)
         if not reply.is_json:
             raise MalformedResponse(f"HTTP {status} body is not JSON", provider=name)
 

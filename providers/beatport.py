@@ -21,7 +21,7 @@ from providers.fields import (
     as_id,
     as_isrc,
     as_key,
-    as_text,
+    as_name,
     try_parse,
 )
 from providers.settings import BeatportSettings
@@ -118,5 +118,5 @@ class BeatportProvider(HttpProvider):
             ),
             "isrc": Extracted(track.get("isrc"), as_isrc),
             "duration_ms": Extracted(track.get("length_ms"), as_duration("ms")),
-            "label": Extracted(label.get("name"), as_text),
+            "label": Extracted(label.get("name"), as_name),
         }

@@ -4,8 +4,12 @@ A provider module implements a few small methods (``lookup_by_id``, ``lookup_by_
 ``search``, ``extract`` and optionally ``fetch_details``); ``Provider.lookup`` is the one template
 that turns them into a ``LookupResult``: find the track (id, then ISRC, then artist+title search),
 pick the best candidate with ``pipeline.matching.best_match``, extract the requested fields and
-normalise each one. A value that fails normalisation is put in ``rejected`` with the reason; it is
-never accepted. HTTP, limits, retries and the breaker live in ``providers.base.HttpProvider``.
+normalise each one. A provider id from the query is a hint, not truth (issue 14): when the id
+lookup answers 404 (or 400, "not an id") or its track does not match the query's artist and
+title, the lookup goes on by ISRC, then search, and ``LookupResult.replaced_id`` records the stale
+id, why it was dropped and what replaced it (also carried in the id field's ``raw``). A value
+that fails normalisation is put in ``rejected`` with the reason; it is never accepted. HTTP,
+limits, retries and the breaker live in ``providers.base.HttpProvider``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pipeline.matching import Candidate, TrackQuery, best_match
-from providers.errors import CapabilityUnavailable, NotFound
+from pipeline.matching import (
+    ACCEPT_THRESHOLD,
+    Candidate,
+    TrackQuery,
+    best_match,
+    match_confidence,
+)
+from pipeline.normalise.bpm import plausible_for
+from providers.errors import CapabilityUnavailable, NotFound, RequestRejected
 
 __all__ = [
     "MIN_MATCH_CONFIDENCE",
@@ -27,6 +38,7 @@ __all__ = [
     "LookupStatus",
     "Provider",
     "RawResponse",
+    "StaleId",
     "TrackQuery",
     "Unavailable",
 ]
@@ -85,6 +97,24 @@ class LookupResult:
     responses: list[RawResponse] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    replaced_id: dict[str, Any] | None = None  # StaleId.record(): the query's id, dropped
+
+
+@dataclass(frozen=True, slots=True)
+class StaleId:
+    """A provider id from the query that did not hold: unknown there, or another track."""
+
+    provider_id: str
+    reason: str
+
+    def record(self, replaced_by: Any, via: str | None) -> dict[str, Any]:
+        """What provenance keeps: ``{"stale_id", "reason", "replaced_by", "via"}``."""
+        return {
+            "stale_id": self.provider_id,
+            "reason": self.reason,
+            "replaced_by": replaced_by,
+            "via": via,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +138,20 @@ class Unavailable:
     reason: str
 
 
-# A reading under this for dance music is more often half-time than a real tempo.
+# Without a genre, a reading under this for dance music is more often half-time than a real tempo.
 _HALF_TIME_SUSPECT_BPM = 80.0
 _HALF_TIME_FACTOR = 0.7
 
 
-def _doubt_factor(field_name: str, value: Any) -> float:
-    if field_name == "bpm" and isinstance(value, float) and value < _HALF_TIME_SUSPECT_BPM:
-        return _HALF_TIME_FACTOR
-    return 1.0
+def _doubt_factor(field_name: str, value: Any, genres: Any = None) -> float:
+    """A BPM outside the tempo of the genre the same answer gives is doubted (a 64 for techno);
+    one inside it is not (a 75 for downtempo or hip-hop). Without a genre, under 80 is doubted."""
+    if field_name != "bpm" or not isinstance(value, float):
+        return 1.0
+    plausible = plausible_for(value, genres if isinstance(genres, list) else None)
+    if plausible is None:
+        return _HALF_TIME_FACTOR if value < _HALF_TIME_SUSPECT_BPM else 1.0
+    return 1.0 if plausible else _HALF_TIME_FACTOR
 
 
 class Provider(abc.ABC):
@@ -146,6 +181,11 @@ class Provider(abc.ABC):
         """Extra requests needed for ``fields`` after a match (default: none)."""
         return candidate.payload
 
+    def id_candidates(self, found: Candidate) -> list[Candidate]:
+        """What an id lookup's answer may be checked against the query as (default: itself).
+        Discogs ids name releases: each tracklist entry is a candidate."""
+        return [found]
+
     # --- the template ---------------------------------------------------------------------------
     def lookup(self, query: TrackQuery, fields: Collection[str]) -> LookupResult:
         """Find ``query`` at this provider and return the requested fields, normalised."""
@@ -154,10 +194,20 @@ class Provider(abc.ABC):
             return LookupResult(
                 self.name, "unavailable", unavailable=dict.fromkeys(fields, "unsupported")
             )
+        stale: list[StaleId] = []
         try:
-            candidate, confidence = self._find(query)
+            candidate, confidence, via = self._find(query, stale)
         except NotFound:
-            return LookupResult(self.name, "not_found")
+            result = LookupResult(self.name, "not_found")
+            if stale:
+                result.replaced_id = stale[0].record(None, None)
+                id_field = f"{self.name}_id"
+                if id_field in wanted:
+                    result.rejected[id_field] = (
+                        f"stale id {stale[0].provider_id!r} ({stale[0].reason}); "
+                        "no ISRC or search match replaced it"
+                    )
+            return result
         except CapabilityUnavailable as exc:
             return LookupResult(
                 self.name, "unavailable", unavailable=dict.fromkeys(wanted, exc.message)
@@ -165,7 +215,8 @@ class Provider(abc.ABC):
         payload = self.fetch_details(candidate, wanted)
         result = LookupResult(self.name, "found", match_confidence=confidence)
         extracted = self.extract(payload, wanted)
-        for name in wanted:
+        # Genre first: the BPM's doubt depends on the genre the same answer gives.
+        for name in sorted(wanted, key=lambda n: n != "genre"):
             item = extracted.get(name)
             if item is None:
                 continue
@@ -180,22 +231,65 @@ class Provider(abc.ABC):
                 continue
             if value is None:
                 continue
-            factor = item.confidence_factor * _doubt_factor(name, value)
+            genre = result.values.get("genre")
+            factor = item.confidence_factor * _doubt_factor(
+                name, value, genre.value if genre is not None else None
+            )
             result.values[name] = FieldValue(name, value, round(confidence * factor, 4), item.raw)
+        if stale:
+            self._note_replacement(result, stale[0], via)
         if not result.values and result.unavailable and not result.rejected:
             result.status = "unavailable"
         return result
 
-    def _find(self, query: TrackQuery) -> tuple[Candidate, float]:
+    def _note_replacement(self, result: LookupResult, stale: StaleId, via: str | None) -> None:
+        id_field = f"{self.name}_id"
+        new = result.values.get(id_field)
+        result.replaced_id = stale.record(new.value if new else None, via)
+        if new is not None:
+            # The replacement is the value; the stale id travels in its raw input, which
+            # enrichment_transformations keeps as input_value (the field's provenance).
+            raw = {"raw": new.raw, "replaces": result.replaced_id}
+            result.values[id_field] = FieldValue(id_field, new.value, new.confidence, raw)
+
+    def _id_lookup(self, query: TrackQuery, provider_id: str) -> tuple[Candidate | None, StaleId]:
+        """The id's track when it is the query's track, else why the id is stale."""
+        try:
+            candidate = self.lookup_by_id(provider_id)
+        except NotFound as exc:
+            return None, StaleId(provider_id, f"id lookup: {exc.message}")
+        except RequestRejected as exc:
+            return None, StaleId(provider_id, f"id lookup rejected: {exc.message}")
+        if not (query.artist and query.title) or not (candidate.artist or candidate.title):
+            return candidate, StaleId(provider_id, "")  # nothing to check the id against
+        names = TrackQuery(query.artist, query.title)
+        picked = best_match(names, self.id_candidates(candidate))
+        if picked is not None and picked[1] >= ACCEPT_THRESHOLD:
+            return picked[0], StaleId(provider_id, "")
+        score = match_confidence(names, candidate)
+        return None, StaleId(
+            provider_id,
+            f"id names another track ({candidate.artist} - {candidate.title}, match {score:.2f})",
+        )
+
+    def _find(
+        self, query: TrackQuery, stale: list[StaleId]
+    ) -> tuple[Candidate, float, str | None]:
+        """``(candidate, confidence, how it was found: "id" | "isrc" | "search")``; a stale
+        query id is appended to ``stale``."""
         provider_id = query.provider_ids.get(self.name)
         if provider_id:
-            return self.lookup_by_id(provider_id), ID_LOOKUP_CONFIDENCE
+            found, why = self._id_lookup(query, str(provider_id))
+            if found is not None:
+                return found, ID_LOOKUP_CONFIDENCE, "id"
+            stale.append(why)
         candidates: list[Candidate] = []
+        via = None
         if query.isrc:
-            candidates = self.lookup_by_isrc(query.isrc)
+            candidates, via = self.lookup_by_isrc(query.isrc), "isrc"
         if not candidates and query.artist and query.title:
-            candidates = self.search(query.artist, query.title)
+            candidates, via = self.search(query.artist, query.title), "search"
         picked = best_match(query, candidates) if candidates else None
         if picked is None or picked[1] < MIN_MATCH_CONFIDENCE:
             raise NotFound("no candidate matched", provider=self.name)
-        return picked[0], picked[1]
+        return picked[0], picked[1], via

@@ -21,7 +21,7 @@ from providers.fields import (
     as_genres,
     as_id,
     as_isrc,
-    as_text,
+    as_name,
     try_parse,
 )
 from providers.settings import DeezerSettings
@@ -126,5 +126,5 @@ class DeezerProvider(HttpProvider):
             "duration_ms": Extracted(payload.get("duration"), as_duration("s")),
             "release_date": Extracted(payload.get("release_date"), as_date),
             "genre": Extracted(genres or None, as_genres),
-            "label": Extracted(album.get("label"), as_text),
+            "label": Extracted(album.get("label"), as_name),
         }

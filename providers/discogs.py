@@ -1,10 +1,15 @@
 """Discogs API (``Authorization: Discogs token=...``).
 
-``/database/search?type=release&artist=&track=`` finds releases (genre/style/label are per
-release, not per track), ``/releases/{id}`` gives ``released`` ("YYYY-MM-DD", may be "YYYY-00-00"),
-``labels``, ``genres`` + ``styles`` and the tracklist with "m:ss" durations. Discogs counts a
-moving 60 s window and reports it in ``X-Discogs-Ratelimit-*`` headers: when ``Remaining`` hits 0
-we keep the reply we got but refuse further calls (``RateLimited``) until the window has room.
+``/database/search?type=release&artist=&track=`` finds releases that hold the track (genre/style/
+label are per release, not per track), ``/releases/{id}`` gives ``released`` ("YYYY-MM-DD", may be
+"YYYY-00-00"), ``labels``, ``genres`` + ``styles`` and the tracklist with "m:ss" durations.
+A search item's ``title`` is "Artist - *Release* title": an EP, album or compilation is not
+named after the track, so the match is made against the release's tracklist (issue 14): the
+top ``_RELEASES_CHECKED`` releases are fetched in order until one lists the track; each
+tracklist entry is a candidate (its own ``artists`` on a compilation, else the release's).
+Discogs counts a moving 60 s window and reports it in ``X-Discogs-Ratelimit-*`` headers: when
+``Remaining`` hits 0 we keep the reply we got but refuse further calls (``RateLimited``) until the
+window has room.
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ import time
 from collections.abc import Collection
 from typing import Any, ClassVar, NotRequired, TypedDict
 
+from pipeline.matching import match_confidence
 from providers._http import parse_retry_after
 from providers.base import HttpProvider, Reply
-from providers.contract import Candidate, Extracted, Unavailable
+from providers.contract import Candidate, Extracted, TrackQuery, Unavailable
 from providers.errors import AuthError, RateLimited
-from providers.fields import as_date, as_genres, as_id, as_text
+from providers.fields import as_date, as_duration, as_genres, as_id, as_name, try_parse
 from providers.settings import DiscogsSettings
 
 __all__ = ["DiscogsProvider"]
 
 _WINDOW_S = 60.0
 _NUMBERING = re.compile(r"\s+\(\d+\)$")  # Discogs disambiguates artists as "Name (2)"
+# Releases fetched per search (one request each, 60 a minute): the first one that lists the
+# track at this confidence ends the search.
+_RELEASES_CHECKED = 3
+_SURE = 0.9
 
 
 class DiscogsArtist(TypedDict):
@@ -118,7 +128,38 @@ class DiscogsProvider(HttpProvider):
     def search(self, artist: str, title: str) -> list[Candidate]:
         params = {"type": "release", "artist": artist, "track": title, "per_page": 10}
         body = self._get("/database/search", params)
-        return [self._candidate(item) for item in body.get("results", [])]
+        query = TrackQuery(artist, title)
+        candidates: list[Candidate] = []
+        for item in (body.get("results") or [])[:_RELEASES_CHECKED]:
+            release = self._get(f"/releases/{item['id']}")
+            listed = self._tracklist_candidates(release)
+            candidates += listed
+            if any(match_confidence(query, c) >= _SURE for c in listed):
+                break
+        return candidates
+
+    def _tracklist_candidates(self, release: DiscogsRelease) -> list[Candidate]:
+        """One candidate per track of the release (headings and index entries skipped); the
+        payload is the release with the entry under ``_track``."""
+        release_artists = _artists(release.get("artists") or [])
+        out = []
+        for entry in release.get("tracklist") or []:
+            if entry.get("type_", "track") != "track" or not entry.get("title"):
+                continue
+            own = entry.get("artists")
+            out.append(
+                Candidate(
+                    artist=_artists(own) if own else release_artists,
+                    title=str(entry["title"]),
+                    duration_ms=try_parse(as_duration("clock"), entry.get("duration") or None),
+                    payload={**release, "_track": entry},
+                )
+            )
+        return out
+
+    def id_candidates(self, found: Candidate) -> list[Candidate]:
+        # A Discogs id names a release: the track is one of its tracklist entries.
+        return self._tracklist_candidates(found.payload) or [found]
 
     def fetch_details(self, candidate: Candidate, fields: Collection[str]) -> Any:
         if "artists" in candidate.payload:
@@ -130,10 +171,13 @@ class DiscogsProvider(HttpProvider):
         labels = release.get("labels") or []
         genres = [*(release.get("genres") or []), *(release.get("styles") or [])]
         released = release.get("released") or release.get("year") or None
+        track = payload.get("_track") or {}
+        # A compilation credits each track; the release artist there is "Various".
+        artists = track.get("artists") or release["artists"]
         return {
             "discogs_id": Extracted(release.get("id"), as_id),
             "release_date": Extracted(str(released) if released else None, as_date),
             "genre": Extracted(genres or None, as_genres),
-            "label": Extracted(_NUMBERING.sub("", labels[0]["name"]) if labels else None, as_text),
-            "artist_name": Extracted(_artists(release["artists"]), as_text),
+            "label": Extracted(_NUMBERING.sub("", labels[0]["name"]) if labels else None, as_name),
+            "artist_name": Extracted(_artists(artists), as_name),
         }

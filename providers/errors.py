@@ -9,6 +9,7 @@ before the failure, credentials redacted, so the caller can store them in bronze
     ├── TransientError             RETRYABLE. 5xx, timeouts, connection errors, "try later" codes.
     ├── CircuitOpen(retry_after)   RETRYABLE. Our breaker is open; no request was sent.
     ├── NotFound                   not retryable, NOT a provider failure: track unknown there.
+    ├── RequestRejected            not retryable: another 4xx (Spotify's 400 "invalid id").
     ├── CapabilityUnavailable      not retryable, NOT a provider failure: the endpoint is closed to
     │                              this app (Spotify audio-features 403/404) or the provider is not
     │                              configured (AcousticBrainz without a base URL).
@@ -38,6 +39,7 @@ __all__ = [
     "NotFound",
     "ProviderError",
     "RateLimited",
+    "RequestRejected",
     "TransientError",
 ]
 
@@ -104,6 +106,11 @@ class CircuitOpen(ProviderError):
 
 class NotFound(ProviderError):
     """The provider answered correctly but does not know the track."""
+
+
+class RequestRejected(ProviderError):
+    """A 4xx other than 401/403/404/429: the API refused this request as malformed (Spotify
+    answers 400 "invalid id" for an id that is not one of its ids)."""
 
 
 class CapabilityUnavailable(ProviderError):

@@ -17,6 +17,7 @@ from pipeline.normalise.durations import to_ms
 from pipeline.normalise.genres import normalise_genres
 from pipeline.normalise.isrc import normalise_isrc
 from pipeline.normalise.keys import to_camelot
+from pipeline.normalise.placeholders import clean_name
 from pipeline.normalise.text import clean_text
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "as_id",
     "as_isrc",
     "as_key",
+    "as_name",
     "as_text",
     "as_unit_float",
     "try_parse",
@@ -100,6 +102,14 @@ def as_text(raw: Any) -> str | None:
     if raw is None:
         return None
     return clean_text(raw)
+
+
+def as_name(raw: Any) -> str | None:
+    """An artist or label name: cleaned text, and a placeholder (``Not On Label``, ``Various
+    Artists``, ``[unknown]``) is rejected, never a value."""
+    if raw is None:
+        return None
+    return clean_name(raw)
 
 
 def as_id(raw: Any) -> str:

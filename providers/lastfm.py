@@ -3,6 +3,11 @@
 Errors arrive as ``{"error": <int>, "message": ...}``, usually with HTTP 200: 29 rate limit,
 6 not found, 10 invalid key, 26 suspended key, 11 offline, 16 temporary error. Tags are
 folksonomy; ``normalise_genres`` keeps the ones that are genres.
+
+An unknown artist/title pair does not always get error 6: Last.fm answers ``track.getInfo`` with
+a *placeholder* track made from the request (no ``mbid``, ``duration`` "0", a play count of a
+few scrobbles of the misspelling). All three together are ``not_found`` (issue 14); a real track
+without an mbid has a duration or real listening.
 """
 
 from __future__ import annotations
@@ -16,7 +21,22 @@ from providers.errors import AuthError, NotFound, ProviderError, RateLimited, Tr
 from providers.fields import as_count, as_duration, as_genres, try_parse
 from providers.settings import LastfmSettings
 
-__all__ = ["LastfmProvider"]
+__all__ = ["LastfmProvider", "is_placeholder_track"]
+
+# Under this many plays, a track with no mbid and no duration is Last.fm echoing the request.
+PLACEHOLDER_MAX_PLAYCOUNT = 100
+
+
+def is_placeholder_track(track: Any) -> bool:
+    """Last.fm's stand-in for a track it does not know (see the module docstring)."""
+    if not isinstance(track, dict) or track.get("mbid"):
+        return False
+    duration = str(track.get("duration") or "0").strip()
+    try:
+        plays = int(str(track.get("playcount") or "0").strip())
+    except ValueError:
+        return False  # an unreadable count is not "tiny"; let the parser judge it
+    return duration in ("", "0") and plays < PLACEHOLDER_MAX_PLAYCOUNT
 
 
 class LastfmTag(TypedDict):
@@ -26,6 +46,7 @@ class LastfmTag(TypedDict):
 class LastfmTrack(TypedDict):
     name: str
     artist: dict[str, Any]
+    mbid: NotRequired[str]
     duration: NotRequired[str]
     playcount: NotRequired[str]
     toptags: NotRequired[dict[str, list[LastfmTag]]]
@@ -63,6 +84,12 @@ class LastfmProvider(HttpProvider):
 
     def _candidate(self, body: Any) -> Candidate:
         track: LastfmTrack = body["track"]
+        if is_placeholder_track(track):
+            raise NotFound(
+                "placeholder track (no mbid, duration 0, playcount "
+                f"{track.get('playcount')!r})",
+                provider=self.name,
+            )
         artist = track["artist"]
         return Candidate(
             artist=str(artist.get("name") if isinstance(artist, dict) else artist),

@@ -16,7 +16,16 @@ from providers._http import parse_retry_after
 from providers.base import HttpProvider, Reply
 from providers.contract import Candidate, Extracted, Unavailable
 from providers.errors import NotFound, RateLimited
-from providers.fields import as_date, as_duration, as_genres, as_id, as_isrc, as_text, try_parse
+from providers.fields import (
+    as_date,
+    as_duration,
+    as_genres,
+    as_id,
+    as_isrc,
+    as_name,
+    as_text,
+    try_parse,
+)
 from providers.settings import MusicBrainzSettings
 
 __all__ = ["MusicBrainzProvider", "lucene_phrase"]
@@ -116,7 +125,7 @@ class MusicBrainzProvider(HttpProvider):
             "isrc": Extracted(isrc, as_isrc),
             "release_date": Extracted(payload["recording"].get("first-release-date"), as_date),
             "duration_ms": Extracted(rec.get("length"), as_duration("ms")),
-            "artist_name": Extracted(_credit(payload["recording"]), as_text),
+            "artist_name": Extracted(_credit(payload["recording"]), as_name),
             "track_title": Extracted(rec.get("title"), as_text),
             "genre": Extracted(genres or None, as_genres),
         }

@@ -24,6 +24,7 @@ from providers.fields import (
     as_id,
     as_isrc,
     as_key,
+    as_name,
     as_text,
     as_unit_float,
     try_parse,
@@ -163,7 +164,7 @@ class SpotifyProvider(HttpProvider):
                 as_date_with_precision(album.get("release_date_precision")),
             ),
             "duration_ms": Extracted(track.get("duration_ms"), as_duration("ms")),
-            "artist_name": Extracted(", ".join(a["name"] for a in track["artists"]), as_text),
+            "artist_name": Extracted(", ".join(a["name"] for a in track["artists"]), as_name),
             "track_title": Extracted(track.get("name"), as_text),
         }
         artist = payload.get("artist")

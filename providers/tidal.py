@@ -2,8 +2,9 @@
 
 ``GET /tracks?filter[isrc]=X&countryCode=US&include=artists``,
 ``GET /searchResults/{query}?countryCode=US&include=tracks`` then the matched tracks by id with
-their artists. Track attributes: ``title``, ``isrc``, ``duration`` (ISO-8601 "PT3M44S"), ``bpm``
-(optional), ``key`` + ``keyScale``. 429 carries ``Retry-After``.
+their artists (``filter[id]`` repeated once per id, the SDK's form). Track attributes:
+``title``, ``isrc``, ``duration`` (ISO-8601 "PT3M44S"), ``bpm`` (optional), ``key`` +
+``keyScale``. 429 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ class TidalProvider(HttpProvider):
         if not ids:
             return []
         # Search results do not carry artist names; fetch the top tracks with their artists.
-        params = {"filter[id]": ",".join(ids), "countryCode": COUNTRY, "include": "artists"}
-        return self._candidates(self.auth.get("/tracks", params=params).body)
+        # A list filter repeats the parameter (filter[id]=1&filter[id]=2), as the official SDK
+        # sends it; a comma-joined value is one (unknown) id to the API.
+        by_id: dict[str, Any] = {"filter[id]": ids, "countryCode": COUNTRY, "include": "artists"}
+        return self._candidates(self.auth.get("/tracks", params=by_id).body)
 
     def extract(self, payload: Any, fields: Collection[str]) -> dict[str, Extracted | Unavailable]:
         track: TidalResource = payload

@@ -3,7 +3,14 @@
 Providers disagree on tempo in two ways: formatting (Beatport ints, Deezer floats with 0 meaning
 unknown, GetSongBPM strings) and octave (Beatport lists some tracks at half time, e.g. 68 for a
 136 BPM track). ``parse_bpm`` fixes the first; ``reconcile_bpm``, ``same_tempo`` and
-``consensus_bpm`` deal with the second.
+``consensus_bpm`` deal with the second against other providers' readings.
+
+When no other reading settles the octave, the genre does (issue 14): ``TEMPO_RANGES`` gives the
+tempo a genre is played at, and ``fold_to_genre`` keeps a reading inside its genre's range (a
+75 BPM downtempo or hip-hop track stays 75), folds one whose half or double is inside (a 64 BPM
+reading of a techno track is half time: 128), and keeps anything else as read, with a note. The
+ranges are deliberately wide (a DJ's view of each Beatport genre); genres played at both
+octaves (trap, Brazilian funk, ambient) span both, so they never fold.
 """
 
 from __future__ import annotations
@@ -17,14 +24,67 @@ from typing import Any
 
 from pipeline.normalise.errors import InvalidValue
 
-__all__ = ["MAX_BPM", "MIN_BPM", "consensus_bpm", "parse_bpm", "reconcile_bpm", "same_tempo"]
+__all__ = [
+    "DJ_TEMPO",
+    "MAX_BPM",
+    "MIN_BPM",
+    "TEMPO_RANGES",
+    "consensus_bpm",
+    "fold_to_genre",
+    "parse_bpm",
+    "plausible_for",
+    "reconcile_bpm",
+    "same_tempo",
+    "tempo_range",
+]
 
 MIN_BPM = 20.0
 MAX_BPM = 300.0
 _FIELD = "bpm"
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
-# DJ music lives here; used only to break ties between equally supported octaves.
-_TYPICAL = (70.0, 180.0)
+# DJ music lives here; breaks ties between equally supported octaves, and is what "plausible"
+# means for a reading whose genre is unknown.
+DJ_TEMPO = _TYPICAL = (70.0, 180.0)
+
+# Canonical genre (pipeline.normalise.genres) -> (lowest, highest) tempo it is played at.
+TEMPO_RANGES: dict[str, tuple[float, float]] = {
+    "afro house": (110, 130),
+    "amapiano": (100, 120),
+    "ambient": (50, 160),
+    "bass club": (120, 150),
+    "bass house": (120, 135),
+    "brazilian funk": (80, 160),
+    "breaks": (110, 145),
+    "dance pop": (90, 135),
+    "deep dubstep & grime": (130, 150),
+    "deep house": (110, 128),
+    "downtempo": (60, 115),
+    "drum & bass": (155, 185),
+    "dubstep": (135, 155),
+    "electro": (100, 140),
+    "electronica": (70, 140),
+    "funky house": (115, 132),
+    "hard dance": (140, 200),
+    "hard techno": (135, 170),
+    "hip-hop": (60, 115),
+    "house": (110, 132),
+    "hypnotic techno": (115, 145),
+    "hypnotic trance": (125, 145),
+    "indie dance": (95, 130),
+    "jackin house": (118, 132),
+    "mainstage": (120, 150),
+    "melodic house & techno": (112, 132),
+    "minimal & deep tech": (115, 135),
+    "nu disco": (100, 128),
+    "organic house": (95, 126),
+    "progressive house": (115, 132),
+    "psytrance": (130, 150),
+    "tech house": (118, 132),
+    "techno": (120, 150),
+    "trance": (125, 145),
+    "trap & future bass": (60, 180),
+    "uk garage": (125, 142),
+}
 
 
 def _as_float(value: Any) -> float:
@@ -72,6 +132,44 @@ def reconcile_bpm(value: Any, reference: Any) -> float:
     # min() keeps the first of equal distances, so the reading itself wins ties.
     nearest = min(options, key=lambda c: abs(c - target))
     return round(nearest, 2)
+
+
+def tempo_range(genres: Sequence[str] | None) -> tuple[str, tuple[float, float]] | None:
+    """The primary (first ranged) genre and its range, or None when no genre has one."""
+    for genre in genres or ():
+        if isinstance(genre, str) and genre in TEMPO_RANGES:
+            return genre, TEMPO_RANGES[genre]
+    return None
+
+
+def plausible_for(value: Any, genres: Sequence[str] | None) -> bool | None:
+    """Whether ``value`` is a tempo the primary genre is played at; None without a ranged genre."""
+    ranged = tempo_range(genres)
+    if ranged is None:
+        return None
+    lo, hi = ranged[1]
+    return lo <= _positive(value) <= hi
+
+
+def fold_to_genre(value: Any, genres: Sequence[str] | None) -> tuple[float, str | None]:
+    """``(tempo, note)``: the reading kept when its genre plays it, folded when only its half or
+    double is in the genre's range (the note says which), kept with a note when neither is;
+    ``(value, None)`` when no genre has a range."""
+    number = _positive(value)
+    ranged = tempo_range(genres)
+    if ranged is None:
+        return round(number, 2), None
+    genre, (lo, hi) = ranged
+    if lo <= number <= hi:
+        return round(number, 2), None
+    for factor, reading in ((2.0, "half"), (0.5, "double")):
+        folded = number * factor
+        if lo <= folded <= hi and MIN_BPM <= folded <= MAX_BPM:
+            return round(folded, 2), (
+                f"{number:g} BPM is a {reading}-time reading for {genre} "
+                f"({lo:g}-{hi:g}); stored {folded:g}"
+            )
+    return round(number, 2), f"{number:g} BPM is outside the usual {genre} tempo ({lo:g}-{hi:g})"
 
 
 def _close(a: float, b: float, tolerance_pct: float) -> bool:

@@ -1,10 +1,13 @@
 """Genre tags to one canonical, lower-case vocabulary.
 
 The vocabulary is Beatport's 35 chart genres (the slugs in
-``pipeline/data/beatport_top100_2025-10-29.csv``), each given one readable name. Every provider
-spelling we have seen maps onto it: Beatport display names ("Techno (Peak Time / Driving)"),
-Discogs genres/styles ("Electronic", "Tech House"), Last.fm folksonomy ("techhouse", "dnb"),
-Spotify artist genres ("deep house", "german techno") and Deezer album genres ("Dance").
+``pipeline/data/beatport_top100_2025-10-29.csv``), each given one readable name, plus Beatport's
+``hip-hop`` (a store genre with no chart in that sample): setlists play it, and its tempo (60-115
+BPM) is what tells a real 75 BPM reading from a half-time one (``pipeline.normalise.bpm``).
+Every provider spelling we have seen maps onto it: Beatport display names ("Techno (Peak Time /
+Driving)"), Discogs genres/styles ("Electronic", "Tech House"), Last.fm folksonomy
+("techhouse", "dnb"), Spotify artist genres ("deep house", "german techno") and Deezer album
+genres ("Dance").
 Anything else ("seen live", "favorites", "rock") is dropped: a wrong genre pollutes gold
 analytics more than a missing one.
 
@@ -73,6 +76,7 @@ _TABLE: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("hardcore", "hardstyle", "neo rave", "gabber", "happy hardcore", "uk hardcore"),
     ),
     "hard-techno": ("hard techno", "Hard Techno", ("hardtechno", "industrial techno", "schranz")),
+    "hip-hop": ("hip-hop", "Hip-Hop", ("hip hop", "hiphop", "rap", "boom bap", "hip-hop / r&b")),
     "house": ("house", "House", ("chicago house", "vocal house", "dutch house", "uk house")),
     "indie-dance": ("indie dance", "Indie Dance", ("indie dance / nu disco", "dark disco")),
     "jackin-house": ("jackin house", "Jackin House", ("jacking house", "jackin")),

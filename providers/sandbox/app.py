@@ -41,6 +41,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 #: Ids per AcousticBrainz bulk request (the old API's limit).
 AB_BULK_MAX = 25
 _HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
+_SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")  # base-62, as Spotify track ids are
 
 
 class SandboxState:
@@ -159,7 +160,10 @@ def build_app(state: SandboxState) -> Starlette:
     async def spotify_track(request: Request) -> Response:
         if not _bearer(request):
             return _json({"error": {"status": 401, "message": "No token provided"}}, 401)
-        t = cat.by_id("spotify", request.path_params["id"])
+        sid = request.path_params["id"]
+        if not _SPOTIFY_ID.match(sid):  # what the real API answers for a string that is no id
+            return _json({"error": {"status": 400, "message": "invalid id"}}, 400)
+        t = cat.by_id("spotify", sid)
         if t is None:
             return _json({"error": {"status": 404, "message": "Resource not found"}}, 404)
         return _json(shapes.spotify_track(t))
@@ -342,7 +346,8 @@ def build_app(state: SandboxState) -> Starlette:
         qp = request.query_params
         if "filter[isrc]" in qp:
             return _tidal_doc(cat.by_isrc("tidal", qp["filter[isrc]"]))
-        ids = [i for i in qp.get("filter[id]", "").split(",") if i]
+        # Repeated, as the API takes a list filter; "1,2" is one id that matches nothing.
+        ids = [i for i in qp.getlist("filter[id]") if i]
         return _tidal_doc([t for t in (cat.by_id("tidal", i) for i in ids) if t])
 
     async def tidal_track(request: Request) -> Response:

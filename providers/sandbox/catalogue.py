@@ -67,6 +67,13 @@ class SandboxTrack:
         return cached
 
     def _provider_id(self, provider: str) -> str:
+        # A real id in the catalogue (column "<provider>.id", e.g. a track's real Spotify id
+        # copied from a tracklist) wins: scraper rows carrying real ids resolve against it.
+        real = self.overrides.get(provider, {}).get("id") or (
+            self.overrides.get("musicbrainz", {}).get("id") if provider == "acousticbrainz" else ""
+        )
+        if real:
+            return real
         seed = _digest(f"{provider}|{self.base['artist']}|{self.base['title']}")
         if provider == "spotify":
             out = ""
@@ -145,8 +152,25 @@ class Catalogue:
         return [t for _, _, t in scored[:limit]]
 
 
+# Providers whose ids are integers in their APIs (the shapes serve them as JSON numbers).
+_NUMERIC_IDS = frozenset({"deezer", "beatport", "discogs", "tidal"})
+_SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+
+
+def _check_real_id(line: int, provider: str, value: str) -> None:
+    if provider in _NUMERIC_IDS and not value.isdigit():
+        raise ValueError(f"catalogue row {line}: {provider}.id must be digits, got {value!r}")
+    if provider == "spotify" and not _SPOTIFY_ID.match(value):
+        raise ValueError(f"catalogue row {line}: spotify.id must be 22 base-62 characters")
+    if provider == "musicbrainz":
+        uuid.UUID(value)  # raises ValueError with the offending text
+
+
 def load_catalogue(source: str | Path | None = None) -> Catalogue:
-    """Read a catalogue CSV (lines starting with '#' are comments)."""
+    """Read a catalogue CSV (lines starting with '#' are comments).
+
+    A ``<provider>.id`` column carries that provider's real id for the row (checked for the
+    provider's id form; two rows may not share one)."""
     path = Path(source) if source is not None else DEFAULT_CATALOGUE
     text = "".join(
         line
@@ -161,5 +185,23 @@ def load_catalogue(source: str | Path | None = None) -> Catalogue:
             if column and "." in column and value not in (None, ""):
                 provider, _, name = column.partition(".")
                 overrides.setdefault(provider.strip(), {})[name.strip()] = value.strip()
+        for provider, values in overrides.items():
+            if values.get("id"):
+                _check_real_id(i + 1, provider, values["id"])
         tracks.append(SandboxTrack(i, base, overrides))
+    _check_unique_ids(tracks)
     return Catalogue(tracks)
+
+
+def _check_unique_ids(tracks: list[SandboxTrack]) -> None:
+    owner: dict[tuple[str, str], int] = {}
+    for t in tracks:
+        for provider, values in t.overrides.items():
+            real = values.get("id")
+            if real:
+                if (provider, real) in owner:
+                    raise ValueError(
+                        f"catalogue rows {owner[(provider, real)] + 1} and {t.index + 1} share "
+                        f"{provider}.id {real!r}"
+                    )
+                owner[(provider, real)] = t.index

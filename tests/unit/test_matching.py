@@ -110,12 +110,19 @@ def test_split_title(raw: str, expected: tuple[str, str | None]) -> None:
 
 
 def test_identity_key_is_artist_order_insensitive_and_ignores_neutral_mixes() -> None:
-    """Reordered artists and Original/Extended Mix give the same key; a remix does not."""
+    """Reordered artists and Original Mix/no mix give the same key; Extended Mix and a remix do
+    not (issue 14: another mix is another track, for merge as for matching)."""
     assert identity_key("Skepta & Fred again..", "Victory Lap") == identity_key(
         "Fred again.. & Skepta", "Victory Lap"
     )
     assert identity_key("deadmau5", "Strobe (Original Mix)") == identity_key("Deadmau5", "Strobe")
     assert identity_key("deadmau5", "Strobe") != identity_key("deadmau5", "Strobe (Tiësto Remix)")
+    assert identity_key("deadmau5", "Strobe") != identity_key("deadmau5", "Strobe (Extended Mix)")
+    assert identity_key("deadmau5", "Strobe - Extended") == identity_key(
+        "deadmau5", "Strobe (Extended Mix)"
+    )
+    assert identity_key("Justice", "Phantom Pt. II") == identity_key("Justice", "Phantom Part 2")
+    assert identity_key("Justice", "Phantom Pt. II") != identity_key("Justice", "Phantom")
     assert identity_key("Skepta & Fred again..", "Victory Lap") == "fred again,skepta|victory lap"
 
 
@@ -147,15 +154,16 @@ def test_isrc_equality_dominates() -> None:
     )
 
 
-def test_exact_names_and_mix_penalties() -> None:
-    """Exact names score 0.95; Extended vs Original a little less; a remix much less."""
+def test_exact_names_and_versions() -> None:
+    """Exact names score 0.95, with or without "Original Mix"; an Extended Mix or a remix is
+    another version, capped under the accept threshold (issue 14)."""
     query = TrackQuery("Yaans & Silas Africa", "Kumnandi (Original Mix)")
     exact = match_confidence(query, Candidate("Silas Africa & Yaans", "Kumnandi (Original Mix)"))
+    bare = match_confidence(query, Candidate("Silas Africa & Yaans", "Kumnandi"))
     extended = match_confidence(query, Candidate("Yaans & Silas Africa", "Kumnandi (Extended Mix)"))
     remix = match_confidence(query, Candidate("Yaans & Silas Africa", "Kumnandi (Zero Remix)"))
-    assert exact == 0.95
-    assert 0.9 <= extended < exact
-    assert remix < 0.7
+    assert exact == bare == 0.95
+    assert extended == remix == matching.VERSION_MISMATCH_CAP < matching.ACCEPT_THRESHOLD
 
 
 def test_fuzzy_and_weak_matches() -> None:
