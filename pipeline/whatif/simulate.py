@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dc_field
 from decimal import Decimal
 from typing import Any
 
@@ -54,7 +55,7 @@ class FieldFigures:
     unknown: int = 0
     history_filled: int = 0
     changed: int = 0
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = dc_field(default_factory=list)
     calls: float = 0.0
     cost_usd: float = 0.0
     history_calls: float = 0.0
@@ -107,9 +108,9 @@ class Simulation:
     reasked_lookups: int = 0
     unknown_lookups: int = 0
     tracks_with_unknown: int = 0
-    unknown_examples: list[str] = field(default_factory=list)
-    fields: dict[str, FieldFigures] = field(default_factory=dict)
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # keep_values=True only
+    unknown_examples: list[str] = dc_field(default_factory=list)
+    fields: dict[str, FieldFigures] = dc_field(default_factory=dict)
+    values: dict[str, dict[str, Any]] = dc_field(default_factory=dict)  # keep_values=True only
 
     @property
     def tracks_per_s(self) -> float:
@@ -147,7 +148,7 @@ class _Ctx:
     session: Session | None
     exchanges: StoredExchanges | None
     prices: Mapping[str, Decimal]
-    agree_cache: dict[tuple[str, str, str, str], bool | None] = field(default_factory=dict)
+    agree_cache: dict[tuple[str, str, str, str], bool | None] = dc_field(default_factory=dict)
 
 
 def _answer(

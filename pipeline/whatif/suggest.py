@@ -162,10 +162,12 @@ def suggest(
     seeds = sorted(found.values(), key=lambda s: _rank(field, s.simulation))[:top]
     for seed in seeds:
         row = seed.row
-        order = [row[f"priority_{n}_provider"] for n in range(1, 5) if row.get(f"priority_{n}_provider")]
-        thresholds = [float(row[f"priority_{n}_confidence"]) for n in range(1, len(order) + 1)]
+        slots = [
+            row[f"priority_{n}_provider"] for n in range(1, 5) if row.get(f"priority_{n}_provider")
+        ]
+        thresholds = [float(row[f"priority_{n}_confidence"]) for n in range(1, len(slots) + 1)]
         floor = float(row.get("min_acceptable_confidence") or 0)
-        for slot in range(len(order)):
+        for slot in range(len(slots)):
             for value in THRESHOLDS:
                 if value < floor or value == thresholds[slot]:
                     continue
@@ -173,9 +175,8 @@ def suggest(
                     break
                 trial = list(thresholds)
                 trial[slot] = value
-                consider(
-                    edit_field(base, field, order=order, thresholds=trial, mode=row["waterfall_mode"])
-                )
+                mode = row["waterfall_mode"]
+                consider(edit_field(base, field, order=slots, thresholds=trial, mode=mode))
     best = sorted(found.values(), key=lambda s: _rank(field, s.simulation))[:top]
     return Suggestions(
         field,

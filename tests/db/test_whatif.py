@@ -1,0 +1,214 @@
+"""What-if simulation and suggestions on real PostgreSQL, over answers from the real provider
+clients against the sandbox (simulated values; shapes from the real APIs, providers/sandbox)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from db.engine import dispose_engine
+from pipeline.enrich import create_jobs
+from pipeline.replay import process_jobs
+from pipeline.runs import start_run
+from pipeline.whatif import Selection, edit_field, load_history, simulate, suggest, today
+from tests.db._helpers import insert_scraped_track
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = ROOT / "providers" / "sandbox" / "data" / "catalogue.csv"
+
+
+@pytest.fixture(scope="module")
+def sandbox_env(db_url: str) -> Iterator[Any]:
+    from providers.registry import available_providers
+    from providers.sandbox import start_in_thread
+
+    handle = start_in_thread()
+    saved = dict(os.environ)
+    os.environ.update(handle.env)
+    os.environ["DATABASE_URL"] = db_url
+    dispose_engine()
+    for name in available_providers():
+        os.environ[f"SONGNODES_{name.upper()}_RATE_LIMIT_PER_SECOND"] = "100000"
+    for key in ("REDIS_URL", "CELERY_BROKER_URL"):
+        os.environ.pop(key, None)
+    from tasks.enrich import reset_provider_instances
+
+    reset_provider_instances()
+    try:
+        yield handle
+    finally:
+        from tasks import enrich as tasks_enrich
+
+        for client in list(tasks_enrich._instances.values()):
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()  # live clients keep sockets to the sandbox open
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_provider_instances()
+        dispose_engine()
+        handle.stop()
+
+
+def _catalogue(n: int) -> list[tuple[str, str]]:
+    with CATALOGUE.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    return [(r["artist"], r["title"]) for r in rows[:n]]
+
+
+def _live_run(session: Session, bronzes: list[str]) -> str:
+    from tasks.replay import live_lookup
+
+    run = str(start_run(session, "manual", f"test-whatif-{uuid.uuid4().hex[:6]}"))
+    nxt = create_jobs(session, run, bronzes)
+    jobs = sorted({j for js in nxt.lookups.values() for j in js} | set(nxt.merges))
+    process_jobs(session, jobs, live_lookup)
+    return run
+
+
+def _parallel(session: Session) -> None:
+    session.execute(text("UPDATE metadata_enrichment_config SET waterfall_mode = 'parallel'"))
+
+
+def _silver_state(session: Session) -> tuple[Any, ...]:
+    return tuple(
+        session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM silver_enriched_tracks), "
+                "(SELECT max(updated_at) FROM silver_enriched_tracks), "
+                "(SELECT count(*) FROM enrichment_transformations), "
+                "(SELECT count(*) FROM field_provenance), "
+                "(SELECT count(*) FROM bronze_api_enrichments), "
+                "(SELECT md5(string_agg(c::text, '|' ORDER BY metadata_field)) "
+                " FROM metadata_enrichment_config c)"
+            )
+        ).one()
+    )
+
+
+def test_simulating_the_runs_own_configuration_repeats_the_run(
+    db_session: Session, sandbox_env: Any
+) -> None:
+    """A parallel run against the sandbox, simulated with the configuration it used: for every
+    field the same fill, no value changes, the same calls, no unknown answer, no call to the
+    sandbox, and nothing written anywhere (silver, lineage, bronze, config)."""
+    _parallel(db_session)
+    bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(25)]
+    run = _live_run(db_session, bronzes)
+    history = load_history(db_session, Selection(run_ids=(run,)))
+    assert len(history) == 25
+    base = today(db_session)
+    before, requests = _silver_state(db_session), _requests(sandbox_env)
+    sim = simulate(base.plan(), base.prices(), history, session=db_session)
+    found = suggest(db_session, base, history, "genre", budget_s=20)
+    assert _silver_state(db_session) == before and _requests(sandbox_env) == requests
+    assert sim.unknown_lookups == 0 and sim.tracks == 25
+    ran_calls = db_session.execute(
+        text(
+            "SELECT sum(l.api_calls) FROM enrichment_lookups l JOIN enrichment_jobs j "
+            "ON j.id = l.job_id WHERE j.run_id = :r"
+        ),
+        {"r": run},
+    ).scalar_one()
+    assert sim.calls == sim.history_calls == ran_calls > 0
+    merged = dict(
+        db_session.execute(
+            text(
+                "SELECT metadata_field, count(*) FROM enrichment_transformations WHERE run_id = :r "
+                "AND transformation_type = 'merge' AND provider_used NOT LIKE 'scraped:%' "
+                "GROUP BY 1"
+            ),
+            {"r": run},
+        ).all()
+    )
+    for name, ff in sim.fields.items():
+        assert (ff.filled, ff.changed, ff.unknown) == (merged.get(name, 0), 0, 0), name
+        assert abs(ff.calls - ff.history_calls) < 1e-9, name
+    assert sum(ff.filled for ff in sim.fields.values()) > 100
+    # lastfm is asked for genre only: a sequential genre waterfall that beatport fills saves it.
+    assert found.best, "a cheaper genre configuration exists (lastfm is asked for genre only)"
+    best = found.best[0].simulation
+    assert best.calls < sim.calls and best.unknown_lookups == 0
+    assert best.fields["genre"].filled >= sim.fields["genre"].filled
+    assert all(best.fields[f].filled >= ff.filled for f, ff in sim.fields.items())
+
+
+def _requests(handle: Any) -> int:
+    return sum(sum(v.values()) for v in handle.stats().values())
+
+
+def test_answers_history_lacks_are_unknown_never_guessed(
+    db_session: Session, sandbox_env: Any
+) -> None:
+    """A sequential run asks lastfm only where beatport and spotify missed genre; a proposal
+    putting lastfm first needs answers lastfm never gave: counted and reported unknown, and the
+    genre of those tracks is neither filled, emptied nor changed."""
+    db_session.execute(text("UPDATE metadata_enrichment_config SET waterfall_mode = 'sequential'"))
+    bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(12)]
+    run = _live_run(db_session, bronzes)
+    history = load_history(db_session, Selection(run_ids=(run,)))
+    never = [t for t in history if "lastfm" not in t.answers]
+    assert never, "beatport met genre for some tracks, so lastfm was not asked about them"
+    proposal = edit_field(
+        today(db_session), "genre", order=["lastfm", "beatport"], thresholds=[0.7, 0.9]
+    )
+    sim = simulate(proposal.plan(), proposal.prices(), history, session=db_session)
+    genre = sim.fields["genre"]
+    assert sim.unknown_lookups >= len(never) and sim.tracks_with_unknown >= len(never)
+    assert genre.unknown == len(never)
+    assert genre.filled + genre.unknown <= genre.tracks
+    assert any("lastfm was never asked" in u for u in sim.unknown_examples)
+    assert all(ex["bronze_id"] not in {t.bronze_id for t in never} for ex in genre.examples)
+
+
+def test_apply_writes_the_row_and_the_next_run_snapshots_it(
+    db_session: Session, sandbox_env: Any
+) -> None:
+    """The SQL a suggestion prints is what --apply runs; the next run's snapshot records it, so
+    a replay with an earlier run's snapshot (time travel) still resolves the old way."""
+    from pipeline.runs import run_snapshot
+    from pipeline.whatif import apply_sql
+
+    before_run = str(start_run(db_session, "manual", "before"))
+    proposal = edit_field(
+        today(db_session), "genre", order=["beatport", "discogs"], mode="sequential"
+    )
+    db_session.execute(text(apply_sql("genre", proposal.rows["genre"])))
+    after_run = str(start_run(db_session, "manual", "after"))
+    old, _ = run_snapshot(db_session, before_run)
+    new, _ = run_snapshot(db_session, after_run)
+    assert old["genre"]["priority_2_provider"] == "spotify"
+    assert new["genre"]["priority_2_provider"] == "discogs"
+    assert new["genre"]["priority_3_provider"] is None
+    assert float(new["genre"]["priority_2_confidence"]) == 0.65  # discogs kept its threshold
+    assert new["genre"]["updated_by"] == "songnodes waterfall suggest"
+
+
+def test_bad_proposals_are_refused_with_a_reason(db_session: Session, tmp_path: Path) -> None:
+    from pipeline.whatif import ConfigError, load_rows
+
+    base = today(db_session)
+    with pytest.raises(ConfigError, match="unknown provider 'nosuch'"):
+        edit_field(base, "bpm", order=["nosuch"])
+    with pytest.raises(ConfigError, match="unknown field"):
+        edit_field(base, "tempo", order=["beatport"])
+    with pytest.raises(ConfigError, match="2 providers but 1 thresholds"):
+        edit_field(base, "bpm", order=["beatport", "spotify"], thresholds=[0.9])
+    bad = tmp_path / "rows.json"
+    bad.write_text('[{"metadata_field": "bpm", "priority_1_confidence": 1.5}]')
+    with pytest.raises(ConfigError, match="not in \\[0, 1\\]"):
+        load_rows(base, bad)
+    good = tmp_path / "rows.csv"
+    good.write_text("metadata_field,priority_1_provider,priority_1_confidence,waterfall_mode\n"
+                    "bpm,spotify,0.8,parallel\n")
+    row = load_rows(base, good).rows["bpm"]
+    assert (row["priority_1_provider"], row["priority_2_provider"], row["waterfall_mode"]) == (
+        "spotify", None, "parallel")
