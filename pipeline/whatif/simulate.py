@@ -8,10 +8,12 @@ same values. Nothing is written.
 
 A planned lookup is answered, in order of preference, by:
 
-1. the stored lookup of that provider, when it was made with the same query and asked at least
-   the planned fields (its outcomes, calls and latency as recorded);
-2. the provider's own code run on that lookup's stored exchanges with the new query
-   (:mod:`pipeline.whatif.stored`), when every request it makes was stored;
+1. the stored lookup of that provider, when it was made with the same query for the same
+   fields (its outcomes and calls as recorded);
+2. the provider's own code run on that lookup's stored exchanges with the planned query and
+   fields (:mod:`pipeline.whatif.stored`), when every request it makes was stored. Fewer fields
+   can mean fewer requests (Spotify asks ``/artists/{id}`` only for genre), so the calls are
+   the stored exchanges the code actually used;
 3. nothing: the answer is *unknown*. The lookup is counted (``unknown_lookups``), the waterfall
    goes on as if it had answered nothing, and every field whose choice could depend on it is
    reported unknown for that track instead of filled, empty or changed.
@@ -149,6 +151,7 @@ class _Ctx:
     exchanges: StoredExchanges | None
     prices: Mapping[str, Decimal]
     agree_cache: dict[tuple[str, str, str, str], bool | None] = dc_field(default_factory=dict)
+    reasked: dict[tuple[str, str, str, tuple[str, ...]], Any] = dc_field(default_factory=dict)
 
 
 def _answer(
@@ -156,13 +159,16 @@ def _answer(
 ) -> tuple[bool, list[Outcome], int, tuple[Any, int], str, bool]:
     """(known, outcomes, calls, history order, why unknown, re-asked) of one planned lookup."""
     a = track.answers.get(provider)
-    if a is not None and a.query == query and set(fields) <= a.fields:
+    if a is not None and a.query == query and set(fields) == a.fields:
         return True, [o for o in a.outcomes if o.field in fields], a.calls, a.seq, "", False
     if ctx.session is None or ctx.exchanges is None:
         why = f"{provider} was never asked" if a is None else f"{provider} asked otherwise"
         return False, [], 0, (None, 0), why, False
     source = (a.run_id, a.bronze_id) if a is not None else None
-    r = reask(ctx.session, ctx.exchanges, provider, query, fields, source)
+    key = (track.bronze_id, provider, repr(query), tuple(sorted(fields)))
+    r = ctx.reasked.get(key)
+    if r is None:
+        r = ctx.reasked[key] = reask(ctx.session, ctx.exchanges, provider, query, fields, source)
     seq = a.seq if a is not None else (None, 10_000)
     return r.known, r.outcomes, r.calls, seq, r.why, True
 
@@ -179,14 +185,19 @@ def simulate(
     *,
     session: Session | None = None,
     keep_values: bool = False,
+    cache: dict[str, Any] | None = None,
 ) -> Simulation:
     """Simulate ``plan`` over the tracks' stored answers (see module docstring).
 
     ``session`` lets a lookup asked with a new query be re-derived from stored exchanges;
-    without it such a lookup is unknown. ``prices``: cost per call by provider.
+    without it such a lookup is unknown. ``prices``: cost per call by provider. ``cache``: pass
+    the same dict to simulations of the same tracks (a search) to re-derive each answer once.
     """
     started = time.perf_counter()
     ctx = _Ctx(session, StoredExchanges(session) if session is not None else None, prices)
+    if cache is not None:
+        ctx = cache.setdefault("ctx", ctx)
+        ctx.prices = prices
     sim = Simulation()
     figures = {
         name: FieldFigures(

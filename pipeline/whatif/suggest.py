@@ -136,7 +136,8 @@ def suggest(
 ) -> Suggestions:
     """The best ``top`` qualifying configurations of ``field`` (see module docstring)."""
     started = time.perf_counter()
-    today = simulate(base.plan(), base.prices(), tracks, session=session)
+    shared: dict[str, Any] = {}  # answers re-derived once for every candidate
+    today = simulate(base.plan(), base.prices(), tracks, session=session, cache=shared)
     found: dict[str, Suggestion] = {}
     evaluated = 0
 
@@ -147,7 +148,7 @@ def suggest(
         if sql in found or sql == apply_sql(field, base.rows[field]):
             return None
         evaluated += 1
-        sim = simulate(p.plan(), p.prices(), tracks, session=session)
+        sim = simulate(p.plan(), p.prices(), tracks, session=session, cache=shared)
         if _qualifies(field, today, sim):
             found[sql] = Suggestion(field, row, sim, sql)
         return sim
