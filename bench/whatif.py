@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with bench_database() as url:
             os.environ["DATABASE_URL"] = url
-            _run(n, 20.0 if args.short else 90.0)
+            _run(n, 40.0 if args.short else 120.0)
     finally:
         handle.stop()
         if saved is not None:

@@ -11,8 +11,9 @@ tracks:
 * it makes fewer calls or costs less.
 
 Qualifying candidates are ranked by cost, then calls, then fill rate and agreement. The search:
-every order of up to four of the field's providers (the ones history holds answers from, most
-answers first), in both modes, at today's thresholds; then, for the best few, each slot's
+today's order made sequential and its prefixes, then every order of up to four of the field's
+providers (the ones history holds answers from, most answers first), in both modes, at today's
+thresholds; then, for the best few, each slot's
 threshold over a small grid, one slot at a time. ``budget_s`` bounds it.
 """
 
@@ -154,12 +155,20 @@ def suggest(
         return sim
 
     names = _providers(field, base, tracks)
+    current = base.plan().rules[field].providers()
+    # Today's order made sequential, and its prefixes, first: the likeliest savings, tried
+    # before the budget can run out; then every order of up to four providers in both modes.
+    orders: list[tuple[tuple[str, ...], str]] = [
+        (tuple(current[:k]), "sequential") for k in range(len(current), 0, -1)
+    ]
     for n in range(1, len(names) + 1):
-        for order in itertools.permutations(names, n):
-            for mode in ("sequential", "parallel"):
-                if time.perf_counter() - started > budget_s:
-                    break
-                consider(edit_field(base, field, order=order, mode=mode))
+        orders += [
+            (o, m) for o in itertools.permutations(names, n) for m in ("sequential", "parallel")
+        ]
+    for order, mode in dict.fromkeys(orders):
+        if time.perf_counter() - started > budget_s:
+            break
+        consider(edit_field(base, field, order=order, mode=mode))
     seeds = sorted(found.values(), key=lambda s: _rank(field, s.simulation))[:top]
     for seed in seeds:
         row = seed.row

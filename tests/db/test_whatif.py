@@ -212,3 +212,66 @@ def test_bad_proposals_are_refused_with_a_reason(db_session: Session, tmp_path: 
     row = load_rows(base, good).rows["bpm"]
     assert (row["priority_1_provider"], row["priority_2_provider"], row["waterfall_mode"]) == (
         "spotify", None, "parallel")
+
+
+def test_nightly_rollup_keeps_fill_agreement_wins_latency_and_cost(
+    db_session: Session, sandbox_env: Any
+) -> None:
+    """The provider x field rollup (016 columns) counts, per provider and field, answers
+    compared with the merged value, those equal to it, the wins, and the calls' cost; its
+    wins add up to the run's merges and its cost to the lookups' cost."""
+    import datetime as dt
+
+    from pipeline import maintenance
+
+    _parallel(db_session)
+    db_session.execute(
+        text("UPDATE enrichment_providers SET cost_per_call_usd = 0.002 WHERE provider_name IN "
+             "('lastfm', 'discogs')")
+    )  # fmt: skip
+    bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(10)]
+    run = _live_run(db_session, bronzes)
+    day = db_session.execute(text("SELECT (now() AT TIME ZONE 'UTC')::date")).scalar_one()
+    maintenance.rollup_provider_performance(db_session, day)
+    rows = {
+        (r.provider_name, r.metadata_field): r
+        for r in db_session.execute(
+            text(
+                "SELECT * FROM provider_performance_history WHERE period_start = :d"
+            ),
+            {"d": dt.datetime.combine(day, dt.time(), dt.UTC)},
+        )
+    }
+    wins = dict(
+        db_session.execute(
+            text(
+                "SELECT provider_used || '/' || metadata_field, count(*) FROM "
+                "enrichment_transformations WHERE run_id = :r AND transformation_type = 'merge' "
+                "GROUP BY 1"
+            ),
+            {"r": run},
+        ).all()
+    )
+    genre = {p: r for (p, f), r in rows.items() if f == "genre"}
+    assert genre["beatport"].chosen_count == wins["beatport/genre"] > 0
+    assert genre["beatport"].agreement_count == genre["beatport"].chosen_count
+    assert 0 < genre["lastfm"].compared_count <= genre["lastfm"].success_count
+    assert genre["lastfm"].agreement_count <= genre["lastfm"].compared_count
+    assert genre["lastfm"].avg_response_time_ms is not None
+    lastfm_cost = db_session.execute(
+        text(
+            "SELECT sum(l.cost_usd) FROM enrichment_lookups l JOIN enrichment_jobs j "
+            "ON j.id = l.job_id WHERE j.run_id = :r AND l.provider = 'lastfm'"
+        ),
+        {"r": run},
+    ).scalar_one()
+    assert float(lastfm_cost) > 0
+    assert float(sum(r.total_cost_usd for (p, _), r in rows.items() if p == "lastfm")) == (
+        pytest.approx(float(lastfm_cost))
+    )
+    maintenance.rollup_provider_performance(db_session, day)  # idempotent
+    again = db_session.execute(
+        text("SELECT count(*) FROM provider_performance_history WHERE period_start = :d"),
+        {"d": dt.datetime.combine(day, dt.time(), dt.UTC)},
+    ).scalar_one()
+    assert again == len(rows)
