@@ -14,11 +14,15 @@ answer is used; the newest job of the row is the *baseline* ("what the run did")
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -62,7 +66,7 @@ class Answer:
     latency_ms: int | None
     query: TrackQuery
     outcomes: list[Outcome] = field(default_factory=list)
-    seq: tuple[Any, int] = (None, 0)  # (run start, position in the job's outcomes): history order
+    seq: tuple[float, int] = (0.0, 0)  # (run start, position in the job's outcomes): history order
 
 
 @dataclass
@@ -114,6 +118,27 @@ def _runs_clause(sel: Selection, params: dict[str, Any]) -> str:
     return " AND ".join(where)
 
 
+def _loads(data: str | bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # what orjson refuses (integers beyond 64 bits)
+        return json.loads(data)
+
+
+@contextlib.contextmanager
+def _fast_json(session: Session) -> Iterator[None]:
+    """Decode JSONB with orjson while the history is read: thousands of stored answers, whose
+    decoding by the standard library was most of the read (same Python values either way)."""
+    from psycopg.types.json import set_json_loads
+
+    conn = cast(Any, session.connection().connection.dbapi_connection)
+    set_json_loads(_loads, conn)
+    try:
+        yield
+    finally:
+        set_json_loads(json.loads, conn)
+
+
 def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
     """The stored answers of every bronze track of the selection (five queries in all)."""
     params: dict[str, Any] = {}
@@ -145,7 +170,8 @@ def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
         {"ids": job_ids},
     ):
         lookups.setdefault(row.job_id, []).append(row)
-    outcomes = outcomes_by_job(session, [(j.run_id, j.bronze_id) for j in jobs])
+    with _fast_json(session):
+        outcomes = outcomes_by_job(session, [(j.run_id, j.bronze_id) for j in jobs])
     merged: dict[tuple[str, str], dict[str, tuple[str, Any]]] = {}
     for row in session.execute(
         text(
@@ -182,9 +208,16 @@ def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
         first_seen: dict[str, int] = {}
         for i, o in enumerate(job_outcomes):
             first_seen.setdefault(o.provider, i)
+        by_provider: dict[str, list[Outcome]] = {}
+        for o in job_outcomes:
+            by_provider.setdefault(o.provider, []).append(o)
         answers = []
         for lk in job_lookups:
-            learned = [o for o in job_outcomes if rounds.get(o.provider, 0) < lk.round]
+            learned = (
+                [o for o in job_outcomes if rounds.get(o.provider, 0) < lk.round]
+                if lk.round > 1
+                else []
+            )
             answers.append(
                 Answer(
                     provider=lk.provider,
@@ -198,8 +231,8 @@ def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
                     cost=Decimal(lk.cost_usd or 0),
                     latency_ms=lk.latency_ms,
                     query=_with_learned_ids(base, learned) if lk.round > 1 else base,
-                    outcomes=[o for o in job_outcomes if o.provider == lk.provider],
-                    seq=(j.started_at, first_seen.get(lk.provider, 10_000)),
+                    outcomes=by_provider.get(lk.provider, []),
+                    seq=(j.started_at.timestamp(), first_seen.get(lk.provider, 10_000)),
                 )
             )
         for a in answers:

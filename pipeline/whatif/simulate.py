@@ -22,6 +22,7 @@ A planned lookup is answered, in order of preference, by:
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -156,26 +157,24 @@ class _Ctx:
 
 def _answer(
     ctx: _Ctx, track: TrackHistory, provider: str, fields: list[str], query: Any
-) -> tuple[bool, list[Outcome], int, tuple[Any, int], str, bool]:
+) -> tuple[bool, list[Outcome], int, tuple[float, int], str, bool]:
     """(known, outcomes, calls, history order, why unknown, re-asked) of one planned lookup."""
     a = track.answers.get(provider)
     if a is not None and a.query == query and set(fields) == a.fields:
         return True, [o for o in a.outcomes if o.field in fields], a.calls, a.seq, "", False
     if ctx.session is None or ctx.exchanges is None:
         why = f"{provider} was never asked" if a is None else f"{provider} asked otherwise"
-        return False, [], 0, (None, 0), why, False
+        return False, [], 0, (0.0, 0), why, False
     source = (a.run_id, a.bronze_id) if a is not None else None
     key = (track.bronze_id, provider, repr(query), tuple(sorted(fields)))
     r = ctx.reasked.get(key)
     if r is None:
         r = ctx.reasked[key] = reask(ctx.session, ctx.exchanges, provider, query, fields, source)
-    seq = a.seq if a is not None else (None, 10_000)
+    seq = a.seq if a is not None else (float("inf"), 10_000)
     return r.known, r.outcomes, r.calls, seq, r.why, True
 
 
-def _sort_key(item: tuple[tuple[Any, int], int, Outcome]) -> tuple[str, int, int]:
-    (started, pos), i, _ = item
-    return (str(started or ""), pos, i)
+_sort_key = operator.itemgetter(0, 1)  # (history order, arrival): never the Outcome itself
 
 
 def simulate(
@@ -227,7 +226,7 @@ def _one(ctx: _Ctx, plan: Plan, track: TrackHistory, sim: Simulation, keep: bool
                 figures[f].history_calls += lk.calls * share
                 figures[f].history_cost_usd += float(lk.cost) * share
     asked: list[str] = []
-    gathered: list[tuple[tuple[Any, int], int, Outcome]] = []
+    gathered: list[tuple[tuple[float, int], int, Outcome]] = []
     unknown: set[str] = set()
     wanted = {} if track.unidentified else next_lookups(plan, [], [])
     rnd = 1
