@@ -275,3 +275,110 @@ def test_nightly_rollup_keeps_fill_agreement_wins_latency_and_cost(
         {"d": dt.datetime.combine(day, dt.time(), dt.UTC)},
     ).scalar_one()
     assert again == len(rows)
+
+
+def test_report_plot_adds_cost_against_fill_today_and_suggested(
+    db_session: Session, sandbox_env: Any, tmp_path: Path
+) -> None:
+    """The report's third panel: per field today's simulated (fill, calls) and, where the
+    search found a cheaper configuration, the suggested one; the PNG is written."""
+    from pipeline.report import build_report, plot_report
+    from pipeline.whatif.plot import whatif_points
+
+    _parallel(db_session)
+    bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(10)]
+    _live_run(db_session, bronzes)
+    points = {p.field: p for p in whatif_points(db_session, 1, ["genre", "isrc"], budget_s=20)}
+    genre = points["genre"]
+    assert genre.today_fill == 1.0 and genre.today_calls > 0
+    assert genre.suggested_calls is not None and genre.suggested_calls < genre.today_calls
+    assert genre.suggested_fill is not None and genre.suggested_fill >= genre.today_fill
+    assert genre.suggested_order and genre.suggested_order.startswith("sequential")
+    out = tmp_path / "report.png"
+    plot_report(build_report(db_session, 1), out, whatif=list(points.values()))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_simulate_json_and_suggest_apply(database_url_env: str, sandbox_env: Any) -> None:
+    """``songnodes waterfall simulate --json`` over a committed run repeats it; a proposal
+    needing answers the run never asked reports them unknown; ``suggest --apply`` writes the
+    row (restored afterwards with the printed undo SQL)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from db.engine import session_scope
+    from pipeline.cli import _register_optional_commands, app
+
+    _register_optional_commands()
+    tag = uuid.uuid4().hex[:6]
+    with session_scope() as session:
+        bronzes = [
+            insert_scraped_track(session.connection(), a, f"{t} ({tag})")
+            for a, t in _catalogue(6)
+        ]
+        bronzes += [insert_scraped_track(session.connection(), a, t) for a, t in _catalogue(6)]
+    with session_scope() as session:
+        run = _live_run(session, bronzes)
+    runner = CliRunner()
+    res = runner.invoke(app, ["waterfall", "simulate", "--run", run, "--json"])
+    assert res.exit_code == 0, res.output
+    sim = json.loads(res.stdout)
+    assert sim["tracks"] == 12 and sim["calls"] == sim["history_calls"] > 0
+    assert sim["unknown_lookups"] == 0
+    assert all(f["changed"] == 0 for f in sim["fields"].values())
+    res = runner.invoke(
+        app,
+        ["waterfall", "simulate", "--run", run, "--field", "genre", "--order", "lastfm",
+         "--thresholds", "0.7", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lastfm_first = json.loads(res.stdout)
+    asked = sum(1 for b in bronzes if _asked(b, run, "lastfm"))
+    assert lastfm_first["fields"]["genre"]["unknown"] == 12 - asked > 0
+    res = runner.invoke(app, ["waterfall", "simulate", "--run", run, "--order", "x", "--json"])
+    assert res.exit_code == 2 and "need --field" in res.output
+    res = runner.invoke(
+        app, ["waterfall", "suggest", "--field", "genre", "--run", run, "--apply", "--json",
+              "--budget", "20"]
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    try:
+        if out["suggestions"]:
+            assert out["applied"]
+            with session_scope() as session:
+                row = session.execute(
+                    text("SELECT priority_1_provider, waterfall_mode, updated_by FROM "
+                         "metadata_enrichment_config WHERE metadata_field = 'genre'")
+                ).one()  # fmt: skip
+            best = out["suggestions"][0]
+            assert (row[0], row[1]) == (best["order"][0], best["mode"])
+            assert row[2] == "songnodes waterfall suggest"
+        else:
+            assert not out["applied"]
+    finally:
+        with session_scope() as session:
+            session.execute(text(out["undo_sql"]))
+            # Out of the window of tests that select "the last day" (committed, unlike theirs).
+            session.execute(
+                text("UPDATE enrichment_pipeline_runs SET started_at = started_at - "
+                     "interval '30 days' WHERE id = :r"),
+                {"r": run},
+            )  # fmt: skip
+
+
+def _asked(bronze: str, run: str, provider: str) -> bool:
+    from db.engine import session_scope
+
+    with session_scope() as session:
+        return bool(
+            session.execute(
+                text(
+                    "SELECT count(*) FROM enrichment_lookups l JOIN enrichment_jobs j "
+                    "ON j.id = l.job_id WHERE j.run_id = :r AND j.bronze_track_id = :b "
+                    "AND l.provider = :p"
+                ),
+                {"r": run, "b": bronze, "p": provider},
+            ).scalar_one()
+        )
