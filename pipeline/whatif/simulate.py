@@ -169,7 +169,10 @@ def _answer(
     key = (track.bronze_id, provider, repr(query), tuple(sorted(fields)))
     r = ctx.reasked.get(key)
     if r is None:
-        r = ctx.reasked[key] = reask(ctx.session, ctx.exchanges, provider, query, fields, source)
+        r = ctx.reasked[key] = reask(
+            ctx.session, ctx.exchanges, provider, query, fields, source,
+            a.outcomes if a is not None else (),
+        )  # fmt: skip
     seq = a.seq if a is not None else (float("inf"), 10_000)
     return r.known, r.outcomes, r.calls, seq, r.why, True
 

@@ -168,9 +168,11 @@ def reask(
     query: TrackQuery,
     fields: Collection[str],
     source: tuple[str, str] | None,
+    history: Collection[Outcome] = (),
 ) -> Reasked:
     """``provider``'s answer to ``query`` for ``fields`` from the exchanges stored by the lookup
-    ``source`` = (run id, bronze id); unknown when any request it makes was never stored."""
+    ``source`` = (run id, bronze id), whose outcomes were ``history``; unknown when a request it
+    makes was never stored (an optional one only where history had no value either)."""
     if provider in SCRAPER_PROVIDERS:
         # Scraper providers answer from bronze itself, which is the history: ask it again.
         from pipeline.scraper_providers import ScraperProvider
@@ -191,5 +193,11 @@ def reask(
     finally:
         _current.reset(token)
     if ask.missed:
-        return Reasked(False, why=ask.missed)
+        # The request was optional (the provider went on without it, e.g. Spotify's audio
+        # features, marking their fields unavailable). That is what history says only if the
+        # stored lookup was asked those fields and had no value for them either.
+        before = {o.field: o.success for o in history}
+        lacking = set(result.unavailable) | {f for f in fields if f not in result.values}
+        if not all(before.get(f) is False for f in lacking & set(result.unavailable)):
+            return Reasked(False, why=ask.missed)
     return Reasked(True, _as_outcomes(provider, fields, result), ask.hits)

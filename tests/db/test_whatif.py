@@ -382,3 +382,73 @@ def _asked(bronze: str, run: str, provider: str) -> bool:
                 {"r": run, "b": bronze, "p": provider},
             ).scalar_one()
         )
+
+
+def test_fewer_fields_or_another_query_rederive_from_stored_exchanges_strictly(
+    db_session: Session, sandbox_env: Any
+) -> None:
+    """Asked for fewer fields than history asked, a provider's own code re-reads the stored
+    exchanges and makes fewer requests (Spotify asks /artists only for genre). Asked with a query
+    history never sent (round two knows an ISRC, so Spotify would search ``isrc:``), the answer
+    is unknown: the stored name search is never handed to the ISRC search. Last.fm, which has no
+    ISRC search, repeats its stored request in round two and is known."""
+    _parallel(db_session)
+    bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(8)]
+    run = _live_run(db_session, bronzes)
+    history = load_history(db_session, Selection(run_ids=(run,)))
+    base = today(db_session)
+    today_sim = simulate(base.plan(), base.prices(), history, session=db_session)
+    found = [t for t in history if t.answers["spotify"].status == "found"]
+    assert found, "spotify found these tracks: search (+ audio features) + /artists for genre"
+    no_spotify_genre = edit_field(base, "genre", order=["beatport", "lastfm", "discogs"])
+    fewer = simulate(no_spotify_genre.plan(), no_spotify_genre.prices(), history,
+                     session=db_session)  # fmt: skip
+    assert fewer.reasked_lookups >= len(history) and fewer.unknown_lookups == 0
+    assert today_sim.calls - fewer.calls == len(found)
+    for name in ("isrc", "spotify_id", "release_date"):
+        assert fewer.fields[name].filled == today_sim.fields[name].filled
+        assert fewer.fields[name].changed == 0
+    # Spotify second, after MusicBrainz found the ISRC: spotify would search by ISRC.
+    later = edit_field(base, "isrc", order=["musicbrainz", "spotify"], mode="sequential",
+                       thresholds=[1.0, 0.95])  # musicbrainz never meets 1.0: spotify is asked
+    for f in base.rows:
+        if f != "isrc":
+            rule = dict(later.rows[f])
+            for n in range(1, 5):
+                if rule.get(f"priority_{n}_provider") == "spotify":
+                    rule[f"priority_{n}_provider"] = None
+            later = later.with_row(f, rule)
+    lastfm_late = edit_field(later, "genre", order=["beatport", "lastfm"], mode="sequential",
+                             thresholds=[1.0, 0.5])  # fmt: skip
+    sim = simulate(lastfm_late.plan(), lastfm_late.prices(), history, session=db_session)
+    assert sim.unknown_lookups > 0
+    assert any("spotify" in u and "never asked with these parameters" in u
+               for u in sim.unknown_examples)  # fmt: skip
+    assert sim.fields["genre"].unknown == 0  # lastfm in round two: same request, known
+    assert sim.fields["genre"].filled == today_sim.fields["genre"].filled
+
+
+def test_selection_filters(db_session: Session, sandbox_env: Any) -> None:
+    """Last N runs, one run, a source, a time range: each selects the tracks it names."""
+    import datetime as dt
+
+    _parallel(db_session)
+    first = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(3)]
+    run1 = _live_run(db_session, first)
+    second = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(5)[3:]]
+    run2 = _live_run(db_session, second)
+    db_session.execute(
+        text("UPDATE enrichment_pipeline_runs SET started_at = started_at - interval '1 hour'"
+             " WHERE id = :r"), {"r": run1},
+    )  # fmt: skip
+    ids = {t.bronze_id for t in load_history(db_session, Selection(runs=1))}
+    assert ids == set(second)
+    assert {t.bronze_id for t in load_history(db_session, Selection(run_ids=(run1,)))} == set(
+        first
+    )
+    both = Selection(runs=2, source="mixesdb")
+    assert {t.bronze_id for t in load_history(db_session, both)} == set(first) | set(second)
+    assert load_history(db_session, Selection(runs=2, source="no-such-source")) == []
+    recent = Selection(since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30), runs=5)
+    assert {t.bronze_id for t in load_history(db_session, recent)} == set(second)
+    assert run2
