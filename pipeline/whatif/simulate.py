@@ -16,7 +16,9 @@ A planned lookup is answered, in order of preference, by:
    the stored exchanges the code actually used;
 3. nothing: the answer is *unknown*. The lookup is counted (``unknown_lookups``), the waterfall
    goes on as if it had answered nothing, and every field whose choice could depend on it is
-   reported unknown for that track instead of filled, empty or changed.
+   reported unknown for that track instead of filled, empty or changed. An unknown answer that
+   could have carried an ISRC or a provider id makes every later round's lookup of the track
+   unknown too (their queries learn from it).
 """
 
 from __future__ import annotations
@@ -233,11 +235,24 @@ def _one(ctx: _Ctx, plan: Plan, track: TrackHistory, sim: Simulation, keep: bool
     unknown: set[str] = set()
     wanted = {} if track.unidentified else next_lookups(plan, [], [])
     rnd = 1
+    taint: str | None = None  # an unknown earlier answer that could have taught an id
     while wanted and rnd <= 20:
         earlier = [o for _, _, o in sorted(gathered, key=_sort_key)]
+        round_taint = None
         for provider, fields in wanted.items():
             query = _with_learned_ids(track.query, earlier)
-            known, outs, calls, seq, why, reasked = _answer(ctx, track, provider, fields, query)
+            if taint is not None:
+                # This round's queries learn ISRC and ids from earlier rounds; one of those
+                # answers is unknown, so the query itself is, and so is the answer.
+                outs: list[Outcome] = []
+                known, calls, seq, reasked = False, 0, (0.0, 0), False
+                why = f"{provider}'s query depends on the unknown answer of {taint}"
+            else:
+                known, outs, calls, seq, why, reasked = _answer(
+                    ctx, track, provider, fields, query
+                )
+            if not known and any(f == "isrc" or f.endswith("_id") for f in fields):
+                round_taint = round_taint or provider
             sim.lookups += 1
             sim.reasked_lookups += reasked
             asked.append(provider)
@@ -256,6 +271,7 @@ def _one(ctx: _Ctx, plan: Plan, track: TrackHistory, sim: Simulation, keep: bool
                     figures[f].calls += calls * share
                     figures[f].cost_usd += float(cost) * share
             gathered += [(seq, len(gathered) + i, o) for i, o in enumerate(outs)]
+        taint = taint or round_taint
         outcomes = [o for _, _, o in sorted(gathered, key=_sort_key)]
         wanted = next_lookups(plan, asked, outcomes)
         rnd += 1
