@@ -159,6 +159,7 @@ def suggest(
     from db.engine import session_scope
     from pipeline.whatif import load_history, today
     from pipeline.whatif import suggest as search
+    from pipeline.whatif.rollup import field_rollup
 
     prepare_database(migrate=False)
     with session_scope() as session:
@@ -171,10 +172,11 @@ def suggest(
             console.print("[red]the selection holds no run that asked providers[/red]")
             raise typer.Exit(1)
         found = search(session, base, tracks, field, top=top, budget_s=budget)
+        rollup = field_rollup(session, field)
         session.rollback()
         if apply and found.best:
             session.execute(text(found.best[0].sql))
-    out = found.as_dict() | {"applied": bool(apply and found.best)}
+    out = found.as_dict() | {"applied": bool(apply and found.best), "rollup_30d": rollup}
     if as_json:
         typer.echo(json.dumps(out, default=str))
         return
@@ -185,6 +187,15 @@ def suggest(
         f"cost ${t['cost_usd']:.4f} ({found.evaluated} candidates in {found.seconds:.1f} s, "
         f"{found.today.tracks} tracks)"
     )
+    if rollup:
+        table = Table("provider", "requests", "fill", "agrees w/ chosen", "chosen", "avg ms",
+                      "cost $", title=f"{field}: nightly rollup, last 30 days")  # fmt: skip
+        for r in rollup:
+            table.add_row(
+                r["provider"], f"{r['requests']:.0f}", _fmt(r["fill_rate"]), _fmt(r["agreement"]),
+                f"{r['chosen']:.0f}", f"{r['avg_latency_ms'] or 0:.0f}", f"{r['cost_usd']:.4f}",
+            )  # fmt: skip
+        console.print(table)
     if not found.best:
         console.print("no configuration keeps fill rate and agreement and makes fewer calls")
         return

@@ -269,6 +269,13 @@ def test_nightly_rollup_keeps_fill_agreement_wins_latency_and_cost(
     assert float(sum(r.total_cost_usd for (p, _), r in rows.items() if p == "lastfm")) == (
         pytest.approx(float(lastfm_cost))
     )
+    from pipeline.whatif.rollup import field_rollup
+
+    shown = {r["provider"]: r for r in field_rollup(db_session, "genre")}
+    bp = genre["beatport"]
+    assert shown["beatport"]["fill_rate"] == round(bp.success_count / bp.request_count, 4)
+    assert shown["beatport"]["agreement"] == 1.0 and shown["beatport"]["chosen"] == bp.chosen_count
+    assert shown["lastfm"]["cost_usd"] == pytest.approx(float(genre["lastfm"].total_cost_usd))
     maintenance.rollup_provider_performance(db_session, day)  # idempotent
     again = db_session.execute(
         text("SELECT count(*) FROM provider_performance_history WHERE period_start = :d"),
@@ -344,6 +351,7 @@ def test_cli_simulate_json_and_suggest_apply(database_url_env: str, sandbox_env:
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
+    assert isinstance(out["rollup_30d"], list)
     try:
         if out["suggestions"]:
             assert out["applied"]
