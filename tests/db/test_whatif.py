@@ -343,6 +343,13 @@ def test_cli_simulate_json_and_suggest_apply(database_url_env: str, sandbox_env:
     lastfm_first = json.loads(res.stdout)
     asked = sum(1 for b in bronzes if _asked(b, run, "lastfm"))
     assert lastfm_first["fields"]["genre"]["unknown"] == 12 - asked > 0
+    res = runner.invoke(
+        app, ["waterfall", "simulate", "--run", run, "--field", "genre", "--order", "lastfm",
+              "--thresholds", "0.7"]
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "simulation over 12 tracks" in res.output and "unknown: " in res.output
+    assert "lastfm was never asked" in res.output
     res = runner.invoke(app, ["waterfall", "simulate", "--run", run, "--order", "x", "--json"])
     assert res.exit_code == 2 and "need --field" in res.output
     res = runner.invoke(
@@ -352,6 +359,11 @@ def test_cli_simulate_json_and_suggest_apply(database_url_env: str, sandbox_env:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert isinstance(out["rollup_30d"], list)
+    res = runner.invoke(app, ["waterfall", "suggest", "--field", "genre", "--run", run,
+                              "--budget", "5"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    applied = ",".join(out["suggestions"][0]["order"]) if out["suggestions"] else "beatport,"
+    assert f"genre today: {applied}" in res.output and "candidates in" in res.output
     try:
         if out["suggestions"]:
             assert out["applied"]
