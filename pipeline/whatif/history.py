@@ -7,7 +7,8 @@ query the lookup was made with, rebuilt exactly as :func:`pipeline.enrich.lookup
 it (the bronze row, plus the ISRC and provider ids that earlier rounds of the same job learned).
 The query matters: an answer can be reused only for the request that produced it.
 
-Stored replays (``replay_mode = 'stored'``) and partial jobs are left out: they asked nobody.
+Stored replays (``replay_mode = 'stored'``) and partial jobs are left out (they asked nobody),
+and so are jobs not merged yet (still open, or failed at the merge).
 When several selected runs asked the same provider about the same bronze row, the newest
 answer is used; the newest job of the row is the *baseline* ("what the run did").
 """
@@ -91,7 +92,8 @@ class TrackHistory:
 
 
 def _runs_clause(sel: Selection, params: dict[str, Any]) -> str:
-    where = ["j.fields IS NULL", "j.replay_mode IS DISTINCT FROM 'stored'"]
+    # Finished jobs only: an open job's lookups and merge are not all there yet.
+    where = ["j.fields IS NULL", "j.replay_mode IS DISTINCT FROM 'stored'", "j.status = 'merged'"]
     if sel.run_ids:
         where.append("j.run_id = ANY(CAST(:run_ids AS uuid[]))")
         params["run_ids"] = list(sel.run_ids)
