@@ -31,12 +31,15 @@ def _selection(
 ) -> Any:
     from pipeline.whatif import Selection
 
-    if runs is None and not (run_ids or since or until or source or setlist):
-        runs = 1  # the last run by default
+    if runs is None and not (run_ids or since or until):
+        # One run is one ingest message (a few hundred tracks): a week of runs by default.
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
     return Selection(runs, tuple(run_ids), since, until, source, setlist)
 
 
-_RUNS = typer.Option(None, "--runs", help="The last N runs that asked providers (default 1).")
+_RUNS = typer.Option(
+    None, "--runs", help="The last N runs that asked providers (default: the last 7 days)."
+)
 _RUN = typer.Option([], "--run", help="A run id (repeatable).")
 _SINCE = typer.Option(None, help="Runs started at or after (ISO time).")
 _UNTIL = typer.Option(None, help="Runs started before (ISO time).")

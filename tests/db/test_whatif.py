@@ -334,6 +334,9 @@ def test_cli_simulate_json_and_suggest_apply(database_url_env: str, sandbox_env:
     assert sim["tracks"] == 12 and sim["calls"] == sim["history_calls"] > 0
     assert sim["unknown_lookups"] == 0
     assert all(f["changed"] == 0 for f in sim["fields"].values())
+    res = runner.invoke(app, ["waterfall", "simulate", "--json"])  # default: the last 7 days
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["tracks"] >= 12
     res = runner.invoke(
         app,
         ["waterfall", "simulate", "--run", run, "--field", "genre", "--order", "lastfm",
