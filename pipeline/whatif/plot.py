@@ -76,20 +76,22 @@ def plot_whatif(ax: Any, points: Sequence[FieldPoint]) -> None:
     def x(cost: float | None, calls: float | None) -> float:
         return (cost or 0.0) * 1000 if priced else (calls or 0.0)
 
-    for p in points:
+    for i, p in enumerate(points):
         x0, y0 = x(p.today_cost, p.today_calls), p.today_fill
         ax.plot([x0], [y0], "o", color="tab:blue")
-        ax.annotate(f"{p.field} ({p.today_order})", (x0, y0), fontsize="x-small")
+        ax.annotate(f"{p.field} ({p.today_order})", (x0, y0), xytext=(4, 6 + 9 * (i % 3)),
+                    textcoords="offset points", fontsize="x-small")  # fmt: skip
         if p.suggested_fill is not None:
             x1, y1 = x(p.suggested_cost, p.suggested_calls), p.suggested_fill
             ax.annotate(
                 "", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": "tab:green"}
             )
             ax.plot([x1], [y1], "s", color="tab:green")
-            ax.annotate(p.suggested_order or "", (x1, y1), fontsize="x-small", color="tab:green")
+            ax.annotate(p.suggested_order or "", (x1, y1), xytext=(4, -12 - 9 * (i % 3)),
+                        textcoords="offset points", fontsize="x-small", color="tab:green")
     ax.set_xlabel("cost per 1,000 tracks (USD)" if priced else "provider calls per track")
     ax.set_ylabel("fill rate")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.15)  # room for the labels above a full field
     ax.set_title("Per field: today's waterfall (dot) -> suggested (square), simulated")
     if not points:
         ax.text(0.5, 0.5, "no run in the window asked providers", ha="center",
