@@ -35,14 +35,27 @@ def rollup_provider_performance(session: Session, day: dt.date | None = None) ->
         text("""
             INSERT INTO provider_performance_history AS h
                 (provider_name, metadata_field, request_count, success_count, avg_confidence,
-                 avg_response_time_ms, period_start, period_end)
+                 avg_response_time_ms, compared_count, agreement_count, chosen_count,
+                 total_cost_usd, period_start, period_end)
             SELECT t.provider_used, t.metadata_field, count(*),
                    count(*) FILTER (WHERE t.success),
                    round(avg(t.provider_confidence), 2), round(avg(t.processing_time_ms)),
+                   -- 016 (issue #19): the provider's answer against the value the merge of the
+                   -- same run, track and field chose (as stored), and what its calls cost.
+                   count(m.id) FILTER (WHERE t.success),
+                   count(m.id) FILTER (WHERE t.success AND m.output_value = t.output_value),
+                   count(m.id) FILTER (WHERE m.provider_used = t.provider_used),
+                   coalesce(sum(t.api_cost_usd), 0),
                    CAST(:start AS timestamptz), CAST(:end AS timestamptz)
             FROM enrichment_transformations t
             JOIN enrichment_providers p ON p.provider_name = t.provider_used
             JOIN metadata_enrichment_config c ON c.metadata_field = t.metadata_field
+            LEFT JOIN LATERAL (
+                SELECT m.id, m.output_value, m.provider_used FROM enrichment_transformations m
+                WHERE m.run_id = t.run_id AND m.bronze_id = t.bronze_id
+                  AND m.metadata_field = t.metadata_field AND m.transformation_type = 'merge'
+                ORDER BY m.created_at DESC LIMIT 1
+            ) m ON TRUE
             WHERE t.transformation_type = 'enrichment'
               AND t.created_at >= CAST(:start AS timestamptz)
               AND t.created_at < CAST(:end AS timestamptz)
@@ -50,7 +63,11 @@ def rollup_provider_performance(session: Session, day: dt.date | None = None) ->
             ON CONFLICT (provider_name, metadata_field, period_start, period_end) DO UPDATE SET
                 request_count = EXCLUDED.request_count, success_count = EXCLUDED.success_count,
                 avg_confidence = EXCLUDED.avg_confidence,
-                avg_response_time_ms = EXCLUDED.avg_response_time_ms"""),
+                avg_response_time_ms = EXCLUDED.avg_response_time_ms,
+                compared_count = EXCLUDED.compared_count,
+                agreement_count = EXCLUDED.agreement_count,
+                chosen_count = EXCLUDED.chosen_count,
+                total_cost_usd = EXCLUDED.total_cost_usd"""),
         {
             "start": dt.datetime.combine(d, dt.time(), dt.UTC),
             "end": dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), dt.UTC),

@@ -116,14 +116,22 @@ def build_report(session: Session, days: int = 7) -> Report:
     return rep
 
 
-def plot_report(rep: Report, path: Path) -> None:
-    """Quality trend and per-provider success over time, as a PNG (matplotlib, Agg)."""
+def plot_report(rep: Report, path: Path, whatif: list[Any] | None = None) -> None:
+    """Quality trend and per-provider success over time, as a PNG (matplotlib, Agg); with
+    ``whatif`` (``pipeline.whatif.plot.whatif_points``) a third panel: cost against fill rate
+    per field, today's waterfall and the suggested one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 8), sharex=False)
+    panels = 3 if whatif is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 4 * panels), sharex=False)
+    ax1, ax2 = axes[0], axes[1]
+    if whatif is not None:  # issue #19
+        from pipeline.whatif.plot import plot_whatif
+
+        plot_whatif(axes[2], whatif)
     days = [r["day"] for r in rep.quality_trend]
     ax1.plot(
         days,

@@ -132,6 +132,11 @@ class ProviderPerformanceHistory(Base):
     )
     avg_confidence: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
     avg_response_time_ms: Mapped[int | None] = mapped_column(Integer)
+    # 016: what waterfall suggestions need (agreement with the merged value, wins, cost).
+    compared_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    agreement_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    chosen_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    total_cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default=text("0"))
     period_start: Mapped[dt.datetime] = mapped_column(TimestampTZ)
     period_end: Mapped[dt.datetime] = mapped_column(TimestampTZ)
     created_at: Mapped[dt.datetime] = created_at_column()

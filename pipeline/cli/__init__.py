@@ -22,6 +22,9 @@ def _register_optional_commands() -> None:
     pipeline_cmds = importlib.import_module("pipeline.cli.pipeline_cmds")
 
     pipeline_cmds.register(app)
+    # issue #19: what-if simulation and suggestions of waterfall changes.
+    waterfall_cmds = importlib.import_module("pipeline.cli.waterfall_cmds")
+    app.add_typer(waterfall_cmds.app, name="waterfall")
 
 
 def main() -> None:

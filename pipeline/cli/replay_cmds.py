@@ -295,6 +295,9 @@ def _render_trace(t: Any) -> None:
 def report(
     days: int = typer.Option(7, help="Window in days."),
     plot: Path | None = typer.Option(None, help="Write quality/provider trends to this PNG."),
+    whatif_budget: float = typer.Option(
+        30.0, help="--plot: seconds of what-if search for the cost/fill panel (all fields)."
+    ),
 ) -> None:
     """Runs, provider success/latency/cost, field completeness and the quality trend."""
     from db.engine import session_scope
@@ -303,6 +306,13 @@ def report(
     prepare_database(migrate=False)
     with session_scope() as session:
         rep = build_report(session, days)
+        whatif = None
+        if plot:  # issue #19: cost against fill per field, today's order and the suggested
+            from pipeline.report import COMPLETENESS_FIELDS
+            from pipeline.whatif.plot import whatif_points
+
+            whatif = whatif_points(session, days, COMPLETENESS_FIELDS, budget_s=whatif_budget)
+            session.rollback()  # simulations write nothing; make sure of it
     runs = Table(
         "type", "status", "runs", "records", "failed", "API calls", "cost $", "avg s",
         title=f"runs (last {days} days)",
@@ -350,7 +360,7 @@ def report(
         )
     console.print(trend)
     if plot:
-        plot_report(rep, plot)
+        plot_report(rep, plot, whatif=whatif)
         console.print(f"plot written to {plot}")
 
 
