@@ -15,13 +15,14 @@ The URL of a Slack webhook is itself a secret, so it is never logged (only its h
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from pipeline.alerts import Alert, Change, describe
 
@@ -103,12 +104,23 @@ def notify(
     if kind == "alertmanager" and not payload:
         return False
     host = urlsplit(url).hostname
+    # urllib, not httpx: httpx logs every request's full URL at INFO, and a Slack webhook's
+    # URL is its credential.
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     try:
-        response = httpx.post(url, json=payload, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
         log.warning("alert webhook unreachable", extra={"host": host, "error": type(exc).__name__})
         return False
-    if response.status_code >= 300:
-        log.warning("alert webhook refused", extra={"host": host, "status": response.status_code})
+    if status >= 300:
+        log.warning("alert webhook refused", extra={"host": host, "status": status})
         return False
     return True
