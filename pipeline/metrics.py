@@ -25,6 +25,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -166,7 +167,7 @@ class SongNodesCollector(Collector):
         for provider, acc in per_provider.items():
             cost.add_metric([provider], acc["cost"])
             cumulative = [
-                (f"{b:g}", acc.get(f"le{i}", 0)) for i, b in enumerate(LATENCY_BUCKETS_S)
+                (floatToGoString(b), acc.get(f"le{i}", 0)) for i, b in enumerate(LATENCY_BUCKETS_S)
             ] + [("+Inf", acc["timed"])]
             latency.add_metric([provider], cumulative, acc["sum"])
         yield from (lookups, pending, calls, cost, latency)
