@@ -42,8 +42,13 @@ BREAKER_STATES = ("closed", "open", "half_open")
 
 
 def queue_depths(app: Any | None = None) -> dict[str, int]:
-    """Messages waiting in every declared queue, asked of the broker (Redis or AMQP) through
-    kombu's passive declare, which reports the queue's message count without changing it."""
+    """Messages waiting in every declared queue, asked of the broker.
+
+    AMQP: a passive ``queue_declare`` (the broker reports the count, nothing changes). kombu's
+    virtual transports (Redis) answer a passive declare through ``_has_queue``, whose EXISTS
+    ignores ``global_keyprefix`` (SONGNODES_BROKER_KEYPREFIX), so a prefixed queue always looks
+    missing; for them we ask the channel's own ``_size`` (LLEN over the priority lists, prefix
+    applied), the same call the passive declare would make for its count."""
     from kombu.exceptions import ChannelError
 
     import celeryconfig
@@ -56,11 +61,15 @@ def queue_depths(app: Any | None = None) -> dict[str, int]:
     with app.connection_for_read() as conn:
         channel = conn.channel()
         try:
+            size = getattr(channel, "_size", None)
             for queue in celeryconfig.task_queues:
+                if size is not None:
+                    out[queue.name] = int(size(queue.name))
+                    continue
                 try:
                     ok = channel.queue_declare(queue=queue.name, passive=True)
                     out[queue.name] = int(ok.message_count)
-                except ChannelError:  # no such queue yet (Redis deletes an empty list): 0
+                except ChannelError:  # not declared yet: nothing waiting
                     out[queue.name] = 0
                     channel = conn.channel()  # AMQP closes a channel after a 404
         finally:
