@@ -143,7 +143,8 @@ def test_scrape_during_a_real_run_matches_the_database(
             .items()} == {k: n for k, (n, _) in lookups.items()}  # fmt: skip
     assert {k: int(v) for k, v in _by(after, "songnodes_api_calls_total", "provider", "outcome")
             .items()} == {k: c for k, (_, c) in lookups.items()}  # fmt: skip
-    assert {k: int(v) for k, v in _by(after, "songnodes_runs", "run_type", "status").items()} == runs
+    exported_runs = _by(after, "songnodes_runs", "run_type", "status")
+    assert {k: int(v) for k, v in exported_runs.items()} == runs
     inf = {p: int(v) for (p, le), v in _by(
         after, "songnodes_provider_latency_seconds_bucket", "provider", "le").items()
         if le == "+Inf"}  # fmt: skip
