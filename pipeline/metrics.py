@@ -11,6 +11,7 @@ Each metric is documented in ``docs/operations.md`` ("Monitoring").
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -31,7 +32,14 @@ from sqlalchemy.orm import Session
 
 from pipeline import figures
 
-__all__ = ["LATENCY_BUCKETS_S", "SongNodesCollector", "make_registry", "queue_depths", "serve"]
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "BrokerProbe",
+    "SongNodesCollector",
+    "make_registry",
+    "queue_depths",
+    "serve",
+]
 
 log = logging.getLogger("songnodes.metrics")
 
@@ -41,7 +49,7 @@ OUTCOMES = ("found", "not_found", "unavailable", "failed", "skipped")
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
-def queue_depths(app: Any | None = None) -> dict[str, int]:
+def queue_depths(app: Any | None = None, connection: Any | None = None) -> dict[str, int]:
     """Messages waiting in every declared queue, asked of the broker.
 
     AMQP: a passive ``queue_declare`` (the broker reports the count, nothing changes). kombu's
@@ -58,7 +66,8 @@ def queue_depths(app: Any | None = None) -> dict[str, int]:
 
         app = celery_app
     out: dict[str, int] = {}
-    with app.connection_for_read() as conn:
+    with contextlib.ExitStack() as stack:
+        conn = connection or stack.enter_context(app.connection_for_read())
         channel = conn.channel()
         try:
             size = getattr(channel, "_size", None)
@@ -75,6 +84,34 @@ def queue_depths(app: Any | None = None) -> dict[str, int]:
         finally:
             channel.close()
     return out
+
+
+class BrokerProbe:
+    """``queue_depths`` over one broker connection kept between scrapes (connecting anew each
+    time cost more than asking the 16 queues); reconnects after an error. Thread-safe:
+    prometheus-client serves concurrent scrapes from threads."""
+
+    def __init__(self, app: Any | None = None) -> None:
+        import threading
+
+        if app is None:
+            from tasks.app import app as celery_app
+
+            app = celery_app
+        self._app = app
+        self._conn: Any | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[str, int]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._app.connection_for_read()
+            try:
+                return queue_depths(self._app, self._conn)
+            except Exception:
+                self._conn.release()
+                self._conn = None
+                raise
 
 
 class SongNodesCollector(Collector):
@@ -130,16 +167,24 @@ class SongNodesCollector(Collector):
 
     # --- sections -------------------------------------------------------------------------------
     def _lookups(self, session: Session) -> Iterator[Metric]:
+        # ONE pass over enrichment_lookups (the largest table a scrape reads) serves the
+        # counters, the histogram and the windowed success ratio: a second scan for the ratio
+        # cost as much as the first (bench.monitoring).
         buckets = ", ".join(
             f"count(*) FILTER (WHERE latency_ms <= {int(b * 1000)}) AS le{i}"
             for i, b in enumerate(LATENCY_BUCKETS_S)
+        )
+        since = session.execute(text("SELECT now()")).scalar_one() - dt.timedelta(
+            days=figures.REPORT_DAYS
         )
         rows = session.execute(
             text(f"""
                 SELECT provider, status, count(*) AS n, sum(api_calls) AS calls,
                        sum(cost_usd) AS cost, count(latency_ms) AS timed,
-                       coalesce(sum(latency_ms), 0) AS latency_sum, {buckets}
-                FROM enrichment_lookups GROUP BY provider, status ORDER BY 1, 2""")
+                       coalesce(sum(latency_ms), 0) AS latency_sum,
+                       count(*) FILTER (WHERE updated_at >= :since) AS recent, {buckets}
+                FROM enrichment_lookups GROUP BY provider, status ORDER BY 1, 2"""),
+            {"since": since},
         ).all()
         lookups = CounterMetricFamily(
             "songnodes_lookups", "Answered provider lookups", labels=["provider", "outcome"]
@@ -160,13 +205,24 @@ class SongNodesCollector(Collector):
             "Time one lookup took against its provider (answered lookups)",
             labels=["provider"],
         )
+        success = GaugeMetricFamily(
+            "songnodes_provider_success_ratio",
+            f"Share of answered lookups that found the track, last {figures.REPORT_DAYS} days "
+            "(the figure `songnodes report` shows)",
+            labels=["provider"],
+        )
         per_provider: dict[str, dict[str, float]] = {}
         for r in rows:
-            acc = per_provider.setdefault(r.provider, {"cost": 0.0, "timed": 0, "sum": 0.0})
+            acc = per_provider.setdefault(
+                r.provider, {"cost": 0.0, "timed": 0, "sum": 0.0, "answered": 0, "found": 0}
+            )
             acc["cost"] += float(r.cost or 0)
             if r.status == "pending":
                 pending.add_metric([r.provider], r.n)
                 continue
+            # Same predicate as figures.provider_success (answered, updated in the window).
+            acc["answered"] += r.recent
+            acc["found"] += r.recent if r.status == "found" else 0
             lookups.add_metric([r.provider, r.status], r.n)
             calls.add_metric([r.provider, r.status], int(r.calls or 0))
             acc["timed"] += r.timed
@@ -179,7 +235,10 @@ class SongNodesCollector(Collector):
                 (floatToGoString(b), acc.get(f"le{i}", 0)) for i, b in enumerate(LATENCY_BUCKETS_S)
             ] + [("+Inf", acc["timed"])]
             latency.add_metric([provider], cumulative, acc["sum"])
-        yield from (lookups, pending, calls, cost, latency)
+            if acc["answered"]:
+                ratio = figures.ProviderSuccess(provider, int(acc["answered"]), int(acc["found"]))
+                success.add_metric([provider], ratio.rate)
+        yield from (lookups, pending, calls, cost, latency, success)
 
     def _providers(self, session: Session) -> Iterator[Metric]:
         states = figures.breaker_states(session, self._redis)
@@ -192,18 +251,6 @@ class SongNodesCollector(Collector):
             for s in BREAKER_STATES:
                 breaker.add_metric([provider, s], 1 if s == state else 0)
         yield breaker
-        since = session.execute(text("SELECT now()")).scalar_one() - dt.timedelta(
-            days=figures.REPORT_DAYS
-        )
-        success = GaugeMetricFamily(
-            "songnodes_provider_success_ratio",
-            f"Share of answered lookups that found the track, last {figures.REPORT_DAYS} days "
-            "(the figure `songnodes report` shows)",
-            labels=["provider"],
-        )
-        for ps in figures.provider_success(session, since).values():
-            success.add_metric([ps.provider], ps.rate)
-        yield success
 
     def _pipeline(self, session: Session) -> Iterator[Metric]:
         fill = GaugeMetricFamily(
@@ -218,27 +265,18 @@ class SongNodesCollector(Collector):
             "songnodes_ingest_to_silver_lag_seconds",
             "Age of the oldest record still on its way to silver (open job), 0 when none",
         )
-        age = session.execute(
-            text(
-                "SELECT extract(epoch FROM now() - min(created_at)) FROM enrichment_jobs "
-                "WHERE status IN ('enriching', 'merging')"
-            )
-        ).scalar_one()
-        lag.add_metric([], float(age or 0))
-        yield lag
         open_jobs = GaugeMetricFamily(
             "songnodes_jobs_in_flight", "Records between bronze and silver (open jobs)"
         )
-        open_jobs.add_metric(
-            [],
-            session.execute(
-                text(
-                    "SELECT count(*) FROM enrichment_jobs "
-                    "WHERE status IN ('enriching', 'merging')"
-                )
-            ).scalar_one(),
-        )
-        yield open_jobs
+        n_open, age = session.execute(
+            text(
+                "SELECT count(*), extract(epoch FROM now() - min(created_at)) "
+                "FROM enrichment_jobs WHERE status IN ('enriching', 'merging')"
+            )
+        ).one()
+        lag.add_metric([], float(age or 0))
+        open_jobs.add_metric([], n_open)
+        yield from (lag, open_jobs)
         runs = GaugeMetricFamily(
             "songnodes_runs", "Pipeline runs by type and status", labels=["run_type", "status"]
         )
@@ -353,7 +391,7 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
 
     from pipeline.figures import redis_from_env
 
-    broker = queue_depths if os.environ.get("CELERY_BROKER_URL") else None
+    broker = BrokerProbe() if os.environ.get("CELERY_BROKER_URL") else None
     registry = make_registry(redis_client=redis_from_env(), broker=broker)
     server, thread = start_http_server(port, addr=host, registry=registry)
     try:
