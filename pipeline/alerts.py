@@ -235,7 +235,9 @@ def evaluate(
     now = session.execute(text("SELECT now()")).scalar_one()
     for key in sorted(state.keys() - breaching.keys()):
         value = measured.get(key)
-        threshold = float(state[key].threshold)
+        # The rule's threshold now (an operator may have raised it: that is why it resolved).
+        rule = _rule(rules, *key)
+        threshold = rule.threshold if rule is not None else float(state[key].threshold)
         session.execute(
             text("DELETE FROM alert_state WHERE condition = :c AND subject = :s"),
             {"c": key[0], "s": key[1]},
