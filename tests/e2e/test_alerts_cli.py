@@ -28,8 +28,8 @@ def alerts_db(postgres_available: None) -> Iterator[tuple[str, Engine]]:
 
 
 def _alerts(db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("CELERY_BROKER_URL", "REDIS_URL", "SONGNODES_ALERT_WEBHOOK_URL")}  # fmt: skip
+    drop = ("CELERY_BROKER_URL", "REDIS_URL", "SONGNODES_ALERT_WEBHOOK_URL")
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "alerts", *args],
         cwd=ROOT, env=base | {"DATABASE_URL": db_url, "COLUMNS": "200"} | env,
@@ -56,8 +56,8 @@ def test_exit_code_follows_what_fires_and_changes_reach_the_webhook(
         firing = _alerts(url, "--json", SONGNODES_ALERT_WEBHOOK_URL=hook)
         assert firing.returncode == 1, firing.stderr
         body = json.loads(firing.stdout.strip().splitlines()[-1])
-        assert [(a["condition"], a["subject"], a["value"], a["threshold"])
-                for a in body["firing"]] == [("quarantine_growth", "ingest", 12.0, 10.0)]  # fmt: skip
+        got = [(a["condition"], a["subject"], a["value"], a["threshold"]) for a in body["firing"]]
+        assert got == [("quarantine_growth", "ingest", 12.0, 10.0)]
         still = _alerts(url, "--history", "5", SONGNODES_ALERT_WEBHOOK_URL=hook)
         assert still.returncode == 1 and "quarantine_growth" in still.stderr
         with engine.begin() as conn:  # an operator raises the threshold in SQL
