@@ -175,3 +175,39 @@ def test_scrape_during_a_real_run_matches_the_database(
                                   "subject").items() if v == 1}  # fmt: skip
     assert exported == state
     assert os.environ.get("DATABASE_URL")  # the harness points this process at the same DB
+
+
+def test_beat_task_evaluates_in_the_worker(worker: Any, engine: Engine) -> None:
+    """The beat entry names the real task; the worker runs it on the maintenance queue and it
+    records a firing, then the resolution once the SQL threshold is put back."""
+    import celeryconfig
+    from tasks.alerts import evaluate_alerts
+
+    entry = celeryconfig.beat_schedule["evaluate-alerts"]
+    assert entry["task"] == evaluate_alerts.name and entry["options"]["queue"] == "maintenance"
+
+    def events() -> list[str]:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    text("SELECT event FROM alert_events WHERE condition = 'quarantine_growth' "
+                         "ORDER BY id")
+                ).scalars()
+            )  # fmt: skip
+
+    before = events()
+    with engine.begin() as conn:  # any quarantine count now breaches
+        conn.execute(text("UPDATE alert_rules SET threshold = -1 "
+                          "WHERE condition = 'quarantine_growth'"))  # fmt: skip
+    try:
+        evaluate_alerts.apply_async(queue="maintenance")
+        wait_for(lambda: events()[len(before):] == ["firing"], 60, "the firing")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alert_rules SET threshold = 1000000 "
+                              "WHERE condition = 'quarantine_growth'"))  # fmt: skip
+    evaluate_alerts.apply_async(queue="maintenance")
+    wait_for(lambda: events()[len(before):] == ["firing", "resolved"], 60, "the resolution")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alert_rules SET threshold = 10 "
+                          "WHERE condition = 'quarantine_growth'"))  # fmt: skip
