@@ -176,7 +176,7 @@ class RateLimiter:
                     "rate_limited_locally",
                     extra={"provider": self.provider, "retry_after": round(wait, 3)},
                 )
-                record_wait(self.provider, 0.0, refused=True)
+                record_wait(self.provider, waited, refused=True)
                 raise RateLimited(
                     f"global limit {item} reached",
                     retry_after=wait,

@@ -197,3 +197,41 @@ def test_report_and_dashboard_show_the_same_figures(session: Session, tmp_path: 
     assert plotted["provider_success"] == {
         p["provider"]: float(p["success_rate"]) for p in rep.providers
     }
+
+
+def test_dashboard_and_rules_query_only_exported_metrics(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``songnodes_*`` name in the Grafana dashboard and the Prometheus rules is a sample
+    name this collector exports (a renamed metric would leave an empty panel or a dead rule)."""
+    import re
+
+    import yaml
+
+    from providers.ratelimit import record_wait
+
+    monkeypatch.delenv("REDIS_URL", raising=False)  # waits counted in this process's memory
+    record_wait("spotify", 0.25)
+    record_wait("spotify", 0.0, refused=True)
+    insert_silver_track(session.connection(), "Dash A", "T", bpm=124.0)
+    run = str(start_run(session, "manual", "metrics-test"))
+    _lookup(session, run, "spotify", "found", ms=40)
+    session.execute(
+        text("UPDATE enrichment_providers SET health_status = 'down' WHERE provider_name = 'tidal'")
+    )
+    evaluate(session)
+    exported = {name for name, _ in scrape(session, broker=lambda: {"ingest": 0})}
+    dashboard = json.loads((ROOT / "docker/grafana/dashboards/songnodes.json").read_text())
+    rules = yaml.safe_load((ROOT / "docker/prometheus/alerts.yml").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {n for e in exprs for n in re.findall(r"\bsongnodes_[a-z_]+", e)}
+    assert used and used - exported == set()
+    # And the dashboard covers what the issue lists.
+    for name in ("songnodes_queue_depth", "songnodes_lookups_total", "songnodes_api_calls_total",
+                 "songnodes_provider_latency_seconds_bucket", "songnodes_api_cost_usd_total",
+                 "songnodes_rate_limit_wait_seconds_total", "songnodes_breaker_state",
+                 "songnodes_field_fill_percent", "songnodes_ingest_to_silver_lag_seconds",
+                 "songnodes_runs", "songnodes_quarantined_envelopes",
+                 "songnodes_alerts_firing"):  # fmt: skip
+        assert name in used, name
