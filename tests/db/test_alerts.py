@@ -242,3 +242,40 @@ def test_breaker_state_is_read_from_redis(session: Session, redis_url: str) -> N
         }
     finally:
         breaker.reset()
+
+
+def test_concurrent_evaluations_record_each_change_once(postgres_available: None) -> None:
+    """Beat and a cron'd ``songnodes alerts`` at the same moment: the advisory lock makes the
+    second wait for the first's commit, so it sees the firing as already recorded."""
+    import threading
+
+    from tests.conftest import engine_on, migrated_database
+
+    with migrated_database("sn_alerts_lock") as url, engine_on(url) as eng:
+        with eng.begin() as conn:
+            for _ in range(11):
+                conn.execute(
+                    text("INSERT INTO ingest_quarantine (reason, raw_bytes, byte_length,"
+                         " content_sha256, received_via) VALUES ('bad', 'x', 1, :h, 'task')"),
+                    {"h": uuid.uuid4().hex},
+                )  # fmt: skip
+        first = Session(eng)
+        evaluate(first)  # holds the lock until it commits
+        second_changes: list[int] = []
+
+        def second() -> None:
+            with Session(eng) as s:
+                second_changes.append(len(evaluate(s).changes))
+                s.commit()
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()  # waiting on the lock, not evaluating from the same old state
+        first.commit()
+        first.close()
+        t.join(30)
+        assert second_changes == [0]
+        with eng.connect() as conn:
+            events = conn.execute(text("SELECT event, condition FROM alert_events")).all()
+        assert [tuple(e) for e in events] == [("firing", "quarantine_growth")]
