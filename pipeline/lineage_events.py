@@ -25,30 +25,26 @@ rolls back); a failing receiver is logged, never raised into the pipeline.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from typing import Any
 from uuid import UUID
 
-import attr
-from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.facet_v2 import (
-    RunFacet,
-    error_message_run,
-    input_statistics_input_dataset,
-    output_statistics_output_dataset,
-)
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
+
+# openlineage-python is imported only once events are enabled: importing it costs ~0.25 s, which
+# every CLI command and worker process (they all import pipeline.runs) would otherwise pay.
 
 __all__ = [
     "INPUTS",
     "OUTPUTS",
-    "WaterfallSnapshotRunFacet",
     "enabled",
     "reset_client",
     "run_finished",
     "run_started",
+    "waterfall_facet_class",
 ]
 
 log = logging.getLogger("songnodes.lineage")
@@ -60,16 +56,25 @@ _PENDING = "songnodes_openlineage_pending"
 _client: Any = None
 
 
-@attr.define
-class WaterfallSnapshotRunFacet(RunFacet):
-    """The waterfall (``metadata_enrichment_config``) and provider registry a run used."""
+@functools.cache
+def waterfall_facet_class() -> type:
+    """The ``songnodes_waterfall`` run facet: the waterfall (``metadata_enrichment_config``) and
+    provider registry snapshot a run used (built on first use, see the import note above)."""
+    import attr
+    from openlineage.client.facet_v2 import RunFacet
 
-    waterfall: dict[str, Any] = attr.field(factory=dict)
-    providers: dict[str, Any] = attr.field(factory=dict)
+    @attr.define
+    class WaterfallSnapshotRunFacet(RunFacet):
+        waterfall: dict[str, Any] = attr.field(factory=dict)
+        providers: dict[str, Any] = attr.field(factory=dict)
 
-    @staticmethod
-    def _get_schema() -> str:
-        return "https://github.com/songnodes/songnodes/blob/main/docs/operations.md#openlineage"
+        @staticmethod
+        def _get_schema() -> str:
+            return (
+                "https://github.com/songnodes/songnodes/blob/main/docs/operations.md#openlineage"
+            )
+
+    return WaterfallSnapshotRunFacet
 
 
 def enabled() -> bool:
@@ -104,6 +109,12 @@ def _dataset_namespace(session: Session) -> tuple[str, str]:
 
 
 def _datasets(session: Session, counts: dict[str, int] | None) -> tuple[list[Any], list[Any]]:
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import (
+        input_statistics_input_dataset,
+        output_statistics_output_dataset,
+    )
+
     namespace, database = _dataset_namespace(session)
     counts = counts or {}
     inputs = []
@@ -141,28 +152,31 @@ def _run_row(session: Session, run_id: UUID | str) -> Any:
     ).one()
 
 
-def _event(session: Session, run_id: UUID | str, state: RunState) -> RunEvent:
+def _event(session: Session, run_id: UUID | str, state: str) -> Any:
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run
+
     row = _run_row(session, run_id)
     facets: dict[str, Any] = {
-        "songnodes_waterfall": WaterfallSnapshotRunFacet(
+        "songnodes_waterfall": waterfall_facet_class()(
             waterfall=dict(row.waterfall_config_snapshot or {}),
             providers=dict(row.provider_config_snapshot or {}),
         )
     }
     counts = None
-    if state is not RunState.START:
+    if state != "START":
         counts = {
             "bronze_scraped_tracks": int(row.records_processed or 0),
             "silver_enriched_tracks": int(row.records_succeeded or 0),
         }
-    if state is RunState.FAIL:
+    if state == "FAIL":
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message="; ".join(row.critical_errors or []) or f"{row.records_failed} records failed",
             programmingLanguage="python",
         )
     inputs, outputs = _datasets(session, counts)
     return RunEvent(
-        eventType=state,
+        eventType=RunState(state),
         eventTime=dt.datetime.now(dt.UTC).isoformat(),
         run=Run(runId=str(row.id), facets=facets),
         job=Job(
@@ -175,7 +189,7 @@ def _event(session: Session, run_id: UUID | str, state: RunState) -> RunEvent:
     )
 
 
-def _queue(session: Session, ev: RunEvent) -> None:
+def _queue(session: Session, ev: Any) -> None:
     pending = session.info.setdefault(_PENDING, [])
     if not session.info.get(_PENDING + ":hooked"):
         session.info[_PENDING + ":hooked"] = True
@@ -203,7 +217,7 @@ def _drop(session: Session) -> None:
 def run_started(session: Session, run_id: UUID | str) -> None:
     """Queue START for ``run_id`` (sent when the session commits)."""
     if enabled():
-        _queue(session, _event(session, run_id, RunState.START))
+        _queue(session, _event(session, run_id, "START"))
 
 
 def run_finished(session: Session, run_id: UUID | str) -> None:
@@ -215,5 +229,4 @@ def run_finished(session: Session, run_id: UUID | str) -> None:
     ).scalar_one()
     if status == "running":
         return
-    state = RunState.FAIL if status == "failed" else RunState.COMPLETE
-    _queue(session, _event(session, run_id, state))
+    _queue(session, _event(session, run_id, "FAIL" if status == "failed" else "COMPLETE"))
