@@ -273,7 +273,7 @@ def evaluate(
         )
     result.firing = firing(session)
     if result.changes:
-        log.warning(
+        log.info(
             "alerts changed",
             extra={"changes": [f"{c.event}:{c.condition}:{c.subject}" for c in result.changes]},
         )

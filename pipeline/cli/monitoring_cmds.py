@@ -54,7 +54,7 @@ def alerts(
         )
     else:
         for line in alerting.describe(result.changes):
-            console.print(line)
+            console.print(line, markup=False, highlight=False)  # "[subject]" is not markup
         table = Table("condition", "subject", "value", "threshold", "since", title="firing")
         for a in result.firing:
             table.add_row(
@@ -65,9 +65,10 @@ def alerts(
             hist = Table("at", "event", "condition", "subject", "value", "threshold",
                          title="history")  # fmt: skip
             for h in past:
+                value = "n/a" if h["value"] is None else f"{float(h['value']):g}"
                 hist.add_row(
                     f"{h['occurred_at']:%F %T}", h["event"], h["condition"], h["subject"],
-                    str(h["value"]), str(h["threshold"]),
+                    value, f"{float(h['threshold']):g}",
                 )  # fmt: skip
             console.print(hist)
     raise typer.Exit(1 if result.firing else 0)

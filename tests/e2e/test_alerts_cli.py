@@ -65,6 +65,8 @@ def test_exit_code_follows_what_fires_and_changes_reach_the_webhook(
                               "WHERE condition = 'quarantine_growth'"))  # fmt: skip
         resolved = _alerts(url, SONGNODES_ALERT_WEBHOOK_URL=hook)
         assert resolved.returncode == 0, resolved.stderr
+        assert "RESOLVED quarantine_growth [ingest] value 12 threshold 50" in resolved.stderr
+        assert "nothing fires" in resolved.stderr
     # Slack format: one post per evaluation that changed something (fired, then resolved).
     assert [body["text"].splitlines()[1] for _, body in rec.posts] == [
         "FIRING quarantine_growth [ingest] value 12 threshold 10",
