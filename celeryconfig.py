@@ -107,6 +107,12 @@ beat_schedule = {
         "task": "tasks.maintenance.sweep_stalled",
         "schedule": 300.0,
     },
+    # issue 18: alert rules (thresholds in alert_rules); a cron'd `songnodes alerts` does the same.
+    "evaluate-alerts": {
+        "task": "tasks.alerts.evaluate_alerts",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance"},
+    },
     "reap-stuck-runs": {
         "task": "tasks.maintenance.reap_stuck_runs",
         "schedule": 600.0,

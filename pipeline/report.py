@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-__all__ = ["COMPLETENESS_FIELDS", "Report", "build_report", "plot_report"]
+from pipeline import figures
+from pipeline.figures import COMPLETENESS_FIELDS, REPORT_DAYS
 
-COMPLETENESS_FIELDS = ("bpm", "key", "isrc", "genre", "spotify_id", "release_date", "energy")
+__all__ = ["COMPLETENESS_FIELDS", "Report", "build_report", "plot_report"]
 
 
 @dataclass
@@ -30,7 +31,7 @@ def _rows(session: Session, sql: str, **params: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in session.execute(text(sql), params)]
 
 
-def build_report(session: Session, days: int = 7) -> Report:
+def build_report(session: Session, days: int = REPORT_DAYS) -> Report:
     """Everything ``songnodes report`` shows, for the last ``days`` days."""
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     rep = Report(days, since)
@@ -57,6 +58,11 @@ def build_report(session: Session, days: int = 7) -> Report:
            GROUP BY l.provider ORDER BY l.provider""",
         since=since,
     )
+    # Success rate and fill rates come from pipeline.figures, as the metrics (and so the
+    # Grafana dashboard) do: one definition of each number.
+    success = figures.provider_success(session, since)
+    for p in rep.providers:
+        p["success_rate"] = success[p["provider"]].rate
     rep.provider_history = _rows(
         session,
         """SELECT period_start::date AS day, provider_name AS provider,
@@ -79,18 +85,7 @@ def build_report(session: Session, days: int = 7) -> Report:
                GROUP BY 1, 2 ORDER BY 1, 2""",
             since=since,
         )
-    cols = ", ".join(
-        f"round(100.0 * avg(({c} IS NOT NULL"
-        + (" AND cardinality(genre) > 0" if c == "genre" else "")
-        + f")::int), 1) AS {c}"
-        for c in COMPLETENESS_FIELDS
-    )
-    row = (
-        session.execute(text(f"SELECT count(*) AS n, {cols} FROM silver_enriched_tracks"))
-        .one()
-        ._mapping
-    )
-    rep.completeness = {c: float(row[c] or 0) for c in COMPLETENESS_FIELDS} if row["n"] else {}
+    rep.completeness = figures.field_fill_rates(session)
     rep.quality_trend = _rows(
         session,
         """SELECT metric_date AS day, avg_quality_score, avg_field_completeness,
@@ -116,22 +111,26 @@ def build_report(session: Session, days: int = 7) -> Report:
     return rep
 
 
-def plot_report(rep: Report, path: Path, whatif: list[Any] | None = None) -> None:
-    """Quality trend and per-provider success over time, as a PNG (matplotlib, Agg); with
-    ``whatif`` (``pipeline.whatif.plot.whatif_points``) a third panel: cost against fill rate
-    per field, today's waterfall and the suggested one."""
+def plot_report(rep: Report, path: Path, whatif: list[Any] | None = None) -> dict[str, Any]:
+    """Quality trend, per-provider success over time, field fill rates and the window's provider
+    success, as a PNG (matplotlib, Agg). Returns the figures drawn by the two middle panels,
+    which the Grafana dashboard shows too (same definitions: pipeline.figures). With ``whatif``
+    (``pipeline.whatif.plot.whatif_points``) a last panel: cost against fill rate per field,
+    today's waterfall and the suggested one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if whatif is not None else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(10, 4 * panels), sharex=False)
-    ax1, ax2 = axes[0], axes[1]
-    if whatif is not None:  # issue #19
+    rows = 3 if whatif is not None else 2
+    fig = plt.figure(figsize=(14, 4.5 * rows))
+    grid = fig.add_gridspec(rows, 2)
+    ax1, ax2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    ax3, ax4 = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    if whatif is not None:  # issue #19: one wide panel under the others
         from pipeline.whatif.plot import plot_whatif
 
-        plot_whatif(axes[2], whatif)
+        plot_whatif(fig.add_subplot(grid[2, :]), whatif)
     days = [r["day"] for r in rep.quality_trend]
     ax1.plot(
         days,
@@ -148,10 +147,21 @@ def plot_report(rep: Report, path: Path, whatif: list[Any] | None = None) -> Non
     for provider, points in sorted(by_provider.items()):
         ax2.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=provider)
     ax2.set_ylim(0, 1.05)
-    ax2.set_title("Provider success rate")
+    ax2.set_title("Provider success rate per day")
     if by_provider:
         ax2.legend(loc="lower left", fontsize="small", ncol=3)
-    fig.autofmt_xdate()
+    for label in ax1.get_xticklabels() + ax2.get_xticklabels():
+        label.set_rotation(30)
+    completeness = dict(rep.completeness)
+    ax3.bar(list(completeness), list(completeness.values()), color="tab:green")
+    ax3.set_ylim(0, 105)
+    ax3.set_title("Field fill rate (%)")
+    success = {p["provider"]: float(p["success_rate"]) for p in rep.providers}
+    ax4.bar(list(success), list(success.values()), color="tab:blue")
+    ax4.set_ylim(0, 1.05)
+    ax4.set_title(f"Provider success rate ({rep.days} days)")
+    ax4.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return {"completeness": completeness, "provider_success": success}

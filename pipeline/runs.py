@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pipeline import lineage_events
 from pipeline.waterfall import Plan, plan_from_snapshot
 
 __all__ = ["finish_run_if_done", "load_plan", "run_snapshot", "start_run"]
@@ -28,6 +29,7 @@ def start_run(
         text("SELECT start_pipeline_run(:t, :by, :env, :src)"),
         {"t": run_type, "by": triggered_by, "env": environment, "src": sources},
     ).scalar_one()
+    lineage_events.run_started(session, run_id)  # issue 18: no-op unless configured
     return run_id
 
 
@@ -141,4 +143,5 @@ def finish_run_if_done(session: Session, run_id: UUID | str) -> bool:
     session.execute(
         text("SELECT complete_pipeline_run(:run, :status)"), {"run": str(run_id), "status": final}
     )
+    lineage_events.run_finished(session, run_id)  # issue 18: no-op unless configured
     return True

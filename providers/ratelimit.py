@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import cast
 
+import redis
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -25,7 +26,15 @@ from limits.strategies import MovingWindowRateLimiter
 
 from providers.errors import RateLimited, TransientError
 
-__all__ = ["DEFAULT_MAX_WAIT", "RateLimitConfig", "RateLimiter", "make_storage"]
+__all__ = [
+    "DEFAULT_MAX_WAIT",
+    "WAITS_KEY",
+    "RateLimitConfig",
+    "RateLimiter",
+    "make_storage",
+    "read_waits",
+    "record_wait",
+]
 
 logger = logging.getLogger("songnodes.providers.ratelimit")
 
@@ -36,6 +45,47 @@ _WAKE_GUARD_S = 0.002
 _KEY_NAMESPACE = "songnodes-rl"
 
 _shared_memory: MemoryStorage | None = None
+
+
+#: Redis hash of rate-limit waits per provider (``<provider>:waits``, ``<provider>:seconds``,
+#: ``<provider>:refused``), summed over every worker process; ``songnodes metrics`` reads it.
+WAITS_KEY = "songnodes:metrics:ratelimit"
+_memory_waits: dict[str, float] = {}
+_wait_clients: dict[str, redis.Redis] = {}
+
+
+def record_wait(provider: str, seconds: float, refused: bool = False) -> None:
+    """Count one wait (or refusal) of ``provider``'s limiter where every process can see it.
+
+    Only called when a caller actually waited or was refused (never on the fast path), so it
+    costs one Redis round trip next to a sleep. Accounting must never break a lookup."""
+    fields = {f"{provider}:waits": 0.0 if refused else 1.0, f"{provider}:seconds": seconds}
+    if refused:
+        fields[f"{provider}:refused"] = 1.0
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        for k, v in fields.items():
+            _memory_waits[k] = _memory_waits.get(k, 0.0) + v
+        return
+    try:
+        client = _wait_clients.get(url)
+        if client is None:
+            client = _wait_clients[url] = redis.Redis.from_url(url, socket_timeout=2)
+        pipe = client.pipeline(transaction=False)
+        for k, v in fields.items():
+            if v:
+                pipe.hincrbyfloat(WAITS_KEY, k, v)
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("rate-limit wait not recorded", extra={"provider": provider})
+
+
+def read_waits(client: redis.Redis | None = None) -> dict[str, float]:
+    """The wait counters (``<provider>:<kind>`` -> value): Redis if given, else this process."""
+    if client is None:
+        return dict(_memory_waits)
+    raw = cast(dict[bytes, bytes], client.hgetall(WAITS_KEY))
+    return {k.decode(): float(v) for k, v in raw.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +161,8 @@ class RateLimiter:
             raise TransientError(
                 f"rate-limit storage unavailable: {exc}", provider=self.provider
             ) from exc
+        if waited > 0:
+            record_wait(self.provider, waited)
         return waited
 
     def _acquire_item(self, item: RateLimitItem, budget: float) -> float:
@@ -124,6 +176,7 @@ class RateLimiter:
                     "rate_limited_locally",
                     extra={"provider": self.provider, "retry_after": round(wait, 3)},
                 )
+                record_wait(self.provider, waited, refused=True)
                 raise RateLimited(
                     f"global limit {item} reached",
                     retry_after=wait,

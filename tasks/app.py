@@ -22,6 +22,7 @@ app.conf.include = [
     "tasks.gold",
     "tasks.maintenance",
     "tasks.replay",  # issue #5: replay queue drain + replay jobs
+    "tasks.alerts",  # issue 18: alert evaluation
 ]
 
 

@@ -26,6 +26,7 @@ from db.models.lineage import (
     FieldProvenance,
     PipelineReplayQueue,
 )
+from db.models.monitoring import AlertEvent, AlertRule, AlertState
 from db.models.operations import (
     EnrichmentJob,
     EnrichmentLookup,
@@ -44,6 +45,9 @@ __all__ = [
     "GOLD_MATERIALIZED_VIEWS",
     "GOLD_VIEWS",
     "NAMING_CONVENTION",
+    "AlertEvent",
+    "AlertRule",
+    "AlertState",
     "Base",
     "BronzeApiEnrichment",
     "BronzeScrapedArtist",

@@ -343,3 +343,7 @@ def register(app: typer.Typer) -> None:
     from pipeline.cli.replay_cmds import register as register_replay
 
     register_replay(app)
+    # issue 18: alerts and the metrics endpoint.
+    from pipeline.cli.monitoring_cmds import register as register_monitoring
+
+    register_monitoring(app)

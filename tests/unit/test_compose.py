@@ -26,6 +26,9 @@ SERVICES = {
     "worker-musicbrainz",
     "beat",
     "flower",
+    "metrics",
+    "prometheus",
+    "grafana",
 }
 LONG_RUNNING = SERVICES - {"migrate"}
 
@@ -167,19 +170,70 @@ def test_compose_cli_validates_the_file() -> None:
     refuses to render the stack without Flower credentials."""
     cli = _compose_cli()
     if cli is None:
+        if os.environ.get("SONGNODES_REQUIRE_SERVICES") == "1":  # CI (.ci/run installs one)
+            pytest.fail("no Compose CLI installed (docker compose / docker-compose)")
         pytest.skip("no Compose CLI installed (docker compose / docker-compose)")
-    env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+    secrets = {"FLOWER_BASIC_AUTH": "ops:secret", "GRAFANA_ADMIN_PASSWORD": "graf-secret"}
+    env = {k: v for k, v in os.environ.items() if k not in secrets}
     argv = [*cli, "-f", str(ROOT / "docker-compose.yml"), "config"]
     ok = subprocess.run(
-        [*argv, "-q"], env=env | {"FLOWER_BASIC_AUTH": "ops:secret"}, capture_output=True,
-        text=True, cwd=ROOT, timeout=60,
+        [*argv, "-q"], env=env | secrets, capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     services = subprocess.run(
-        [*argv, "--services"], env=env | {"FLOWER_BASIC_AUTH": "ops:secret"},
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [*argv, "--services"], env=env | secrets, capture_output=True, text=True, cwd=ROOT,
+        timeout=60,
     )  # fmt: skip
     assert set(services.stdout.split()) == SERVICES
-    refused = subprocess.run([*argv, "-q"], env=env, capture_output=True, text=True, cwd=ROOT)
-    assert refused.returncode != 0
-    assert "FLOWER_BASIC_AUTH" in refused.stderr
+    for missing in secrets:  # each credential is required on its own
+        refused = subprocess.run(
+            [*argv, "-q"], env=env | {k: v for k, v in secrets.items() if k != missing},
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert missing in refused.stderr
+
+
+def test_prometheus_scrapes_metrics_and_flower_with_the_rules_file(compose: dict[str, Any]) -> None:
+    """Prometheus' mounted config scrapes the metrics service's port and Flower (with Flower's
+    credentials from the environment), and loads the alert rules, one per alert condition."""
+    from pipeline.alerts import CONDITIONS
+
+    svc = compose["services"]
+    mounts = {m.split(":")[1]: ROOT / m.split(":")[0] for m in svc["prometheus"]["volumes"]
+              if m.startswith("./")}  # fmt: skip
+    for path in mounts.values():
+        assert path.exists(), path
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text("utf-8"))
+    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    metrics_argv = _argv(svc["metrics"])
+    assert metrics_argv[:2] == ["songnodes", "metrics"]
+    port = metrics_argv[metrics_argv.index("--port") + 1]
+    assert targets["songnodes"] == [f"metrics:{port}"]
+    assert targets["flower"] == [f"flower:{_env(svc['flower'])['FLOWER_PORT']}"]
+    flower_job = next(j for j in config["scrape_configs"] if j["job_name"] == "flower")
+    assert flower_job["basic_auth"]["password_file"] == "/tmp/flower_password"
+    assert "__FLOWER_USER__" in " ".join(svc["prometheus"]["command"])
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    rules = yaml.safe_load(mounts["/etc/prometheus/alerts.yml"].read_text("utf-8"))
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    for condition in CONDITIONS:
+        assert f'songnodes_alert_firing{{condition="{condition}"}} == 1' in exprs
+
+
+def test_grafana_is_provisioned_with_the_dashboard(compose: dict[str, Any]) -> None:
+    import json
+
+    grafana = compose["services"]["grafana"]
+    mounts = {m.split(":")[1]: ROOT / m.split(":")[0] for m in grafana["volumes"]
+              if m.startswith("./")}  # fmt: skip
+    prov = mounts["/etc/grafana/provisioning"]
+    ds = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text("utf-8"))
+    assert ds["datasources"][0]["url"] == "http://prometheus:9090"
+    dash_prov = yaml.safe_load((prov / "dashboards" / "songnodes.yml").read_text("utf-8"))
+    assert dash_prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboard = json.loads((mounts["/var/lib/grafana/dashboards"] / "songnodes.json").read_text())
+    uid = ds["datasources"][0]["uid"]
+    assert dashboard["panels"] and all(p["datasource"]["uid"] == uid for p in dashboard["panels"])
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}",
+                        _env(grafana)["GF_SECURITY_ADMIN_PASSWORD"])  # fmt: skip
