@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from pipeline.camelot import transition_score
 from pipeline.enrich import is_unidentified
 from pipeline.merge import upsert_artist
+from pipeline.normalise.text import clean_scraped
 from pipeline.quality import GOLD_STATUSES
 
 __all__ = [
@@ -55,7 +56,7 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
     bp = session.execute(
         text("SELECT * FROM bronze_scraped_playlists WHERE id = :id"), {"id": bronze_playlist_id}
     ).one()
-    dj = bp.artist_name or "Unknown DJ"
+    dj = clean_scraped(bp.artist_name) or "Unknown DJ"  # bronze keeps names as sent
     artist_id = upsert_artist(session, dj)
     identified = [e for e in entries if e.silver_track_id is not None]
     quality = round(len(identified) / len(entries), 2)
@@ -74,10 +75,10 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
             RETURNING id"""),
         {
             "bronze": bronze_playlist_id,
-            "name": bp.playlist_name,
+            "name": clean_scraped(bp.playlist_name),
             "artist_id": artist_id,
             "artist": dj,
-            "event": bp.event_name,
+            "event": clean_scraped(bp.event_name),
             "date": bp.event_date,
             "count": len(entries),
             "status": "valid" if quality >= 0.7 else "warning",
