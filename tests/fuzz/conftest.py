@@ -1,0 +1,32 @@
+"""Fuzz tier settings: ``SONGNODES_FUZZ_EXAMPLES`` examples per property (CI runs a short form),
+and the number of generated cases actually run, printed at the end of the session."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+
+EXAMPLES = int(os.environ.get("SONGNODES_FUZZ_EXAMPLES", "300"))
+#: Generated cases run, per property (each case is one input or one batch of inputs).
+CASES: dict[str, int] = {}
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,  # database round trips; speed lives in bench/, never in tests
+    derandomize=bool(os.environ.get("CI")),
+    # The database fixtures are session-wide or hold nothing per example.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def count(name: str, n: int = 1) -> None:
+    CASES[name] = CASES.get(name, 0) + n
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if CASES:
+        total = sum(CASES.values())
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(CASES.items()))
+        terminalreporter.write_line(f"fuzz cases: {total} ({detail})")
