@@ -133,8 +133,12 @@ def decode_message(message: Any) -> tuple[bytes, Any]:
     try:
         return json_text(message), message
     except (TypeError, ValueError, RecursionError) as exc:
-        raw = repr(message).encode("utf-8", "backslashreplace")
-        return raw, _Unencodable(f"not JSON-representable ({type(exc).__name__}: {exc})"[:500])
+        reason = f"not JSON-representable ({type(exc).__name__}: {exc})"[:500]
+        try:
+            raw = repr(message).encode("utf-8", "backslashreplace")
+        except RecursionError:  # too deep even for repr: only a direct caller can pass this
+            raw = f"<{type(message).__name__} nested too deep to represent>".encode()
+        return raw, _Unencodable(reason)
 
 
 class _Unencodable(str):

@@ -400,3 +400,15 @@ def test_valid_tracks_through_the_task_reach_bronze(
         [_env(tag), json.dumps(_env(tag, raw_json={"n": 2})), None], triggered_by=f"t-{tag}"
     )
     assert (summary["tracks"], summary["quarantined"]) == (2, 1)
+
+
+def test_a_5000_level_python_value_passed_directly_is_kept_not_raised(db_session: Session) -> None:
+    """A direct caller can build a value too deep for JSON (the broker could not carry it):
+    refused with its reason, a placeholder kept, and the rest of the batch goes on."""
+    tag = uuid.uuid4().hex
+    value: Any = {}
+    for _ in range(5000):
+        value = {"x": value}
+    result = ingest_messages(db_session, [value, _env(tag)])
+    assert result.quarantined == 1 and len(result.track_ids) == 1
+    assert "RecursionError" in result.reasons[0]

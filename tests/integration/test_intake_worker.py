@@ -43,7 +43,7 @@ def test_hostile_messages_through_the_worker_end_in_quarantine(worker: Any, engi
     ingest_envelope.delay([marker, 2, 3])
     ingest_envelope.delay(None)
     ingest_batch.delay({"not": f"a batch {tag}"})
-    deep = '{"kind": "track", "tag": "%s", "raw_json": %s%s}' % (tag, "[" * 5000, "]" * 5000)
+    deep = '{"kind": "track", "tag": "' + tag + '", "raw_json": ' + "[" * 5000 + "]" * 5000 + "}"
     line = json.dumps({"kind": "track", "tag": tag}).encode() + b"\xed\xa0\x80"
     ingest_envelope.delay(deep)
     ingest_envelope.delay(line.decode("utf-8", "surrogateescape"))
