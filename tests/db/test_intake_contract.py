@@ -48,6 +48,29 @@ def _quarantined(conn: Any, raw: bytes) -> Any:
     ).one_or_none()
 
 
+@pytest.fixture(scope="module")
+def intake_db(postgres_available: None) -> Iterator[Engine]:
+    """A database of its own for the tests that commit (the task bodies do): the rolled-back
+    db tier counts rows in the shared one and must not see these."""
+    from tests.conftest import engine_on, migrated_database
+
+    with migrated_database("sn_intake") as url, engine_on(url) as eng:
+        yield eng
+
+
+@pytest.fixture
+def committed(intake_db: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """``DATABASE_URL`` (what the task bodies use) on :func:`intake_db`; yields its engine."""
+    from db.engine import dispose_engine
+
+    monkeypatch.setenv("DATABASE_URL", intake_db.url.render_as_string(hide_password=False))
+    dispose_engine()
+    try:
+        yield intake_db
+    finally:
+        dispose_engine()
+
+
 @pytest.fixture
 def memory_broker() -> Iterator[None]:
     """Task bodies called directly dispatch enrichment; send it to kombu's in-memory transport
@@ -97,7 +120,7 @@ def test_depth_limit_holds_for_a_decoded_value_too(db_session: Session) -> None:
     ],
 )
 def test_ingest_envelope_with_a_non_object_is_quarantined_not_a_failure(
-    database_url_env: str, engine: Engine, message: Any, stored: bytes, reason: str
+    committed: Engine, message: Any, stored: bytes, reason: str
 ) -> None:
     """`ingest_envelope.delay([1, 2, 3])` / `.delay(None)` ended in AttributeError with nothing
     stored. Now the task returns, the message is in quarantine as its JSON text, a run exists."""
@@ -106,7 +129,7 @@ def test_ingest_envelope_with_a_non_object_is_quarantined_not_a_failure(
     tag = f"t-{uuid.uuid4().hex}"
     summary = ingest_envelope.run(message, triggered_by=tag)
     assert summary["quarantined"] == 1
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         row = _quarantined(conn, stored)
         runs = conn.execute(
             text("SELECT count(*) FROM enrichment_pipeline_runs WHERE triggered_by = :t"),
@@ -117,9 +140,9 @@ def test_ingest_envelope_with_a_non_object_is_quarantined_not_a_failure(
     assert runs == 1
 
 
-@pytest.mark.parametrize("batch", [None, {"kind": uuid.uuid4().hex}, f"not a list {uuid.uuid4()}"])
+@pytest.mark.parametrize("shape", ["null", "object", "string"])
 def test_a_batch_that_is_not_a_batch_is_quarantined_whole_with_a_failed_run(
-    database_url_env: str, engine: Engine, batch: Any
+    committed: Engine, shape: str
 ) -> None:
     """`ingest_batch.delay(None)`: kept as a batch (scope 'batch'), its run marked failed so
     `songnodes ingest --wait` stops at once (see the next test)."""
@@ -128,10 +151,11 @@ def test_a_batch_that_is_not_a_batch_is_quarantined_whole_with_a_failed_run(
     from tasks.ingest import ingest_batch as task
 
     tag = f"t-{uuid.uuid4().hex}"
+    batch: Any = {"null": None, "object": {"kind": tag}, "string": f"not a list {tag}"}[shape]
     summary = task.run(batch, triggered_by=tag)
     assert summary["batch_quarantined"] is True
     raw = batch.encode() if isinstance(batch, str) else json_text(batch)
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         row = _quarantined(conn, raw)
         run = conn.execute(
             text(
@@ -149,20 +173,20 @@ def test_a_batch_that_is_not_a_batch_is_quarantined_whole_with_a_failed_run(
         _runs_created(tag)
 
 
-def test_ingest_batch_of_non_objects_keeps_each(database_url_env: str, engine: Engine) -> None:
+def test_ingest_batch_of_non_objects_keeps_each(committed: Engine) -> None:
     """`ingest_batch.delay([1, 2, 3])`: three messages, three quarantine rows."""
     from tasks.ingest import ingest_batch as task
 
     marker = uuid.uuid4().int % 10**12
     summary = task.run([marker, marker + 1, [marker]], triggered_by="t-nonobjects")
     assert summary["quarantined"] == 3
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         for raw in (str(marker).encode(), str(marker + 1).encode(), f"[{marker}]".encode()):
             assert _quarantined(conn, raw) is not None, raw
 
 
 def test_20_mb_envelope_through_the_task_is_quarantined_like_the_cli_does(
-    database_url_env: str, engine: Engine
+    committed: Engine
 ) -> None:
     """The task stored a 20 MB dict in bronze while the CLI quarantined it: same limit now."""
     from tasks.ingest import ingest_envelope
@@ -172,7 +196,7 @@ def test_20_mb_envelope_through_the_task_is_quarantined_like_the_cli_does(
     summary = ingest_envelope.run(big, triggered_by=f"t-{tag}")
     assert summary["quarantined"] == 1 and summary["tracks"] == 0
     sent = json.dumps(big, ensure_ascii=False).encode()
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         row = _quarantined(conn, sent)
         in_bronze = conn.execute(
             text("SELECT count(*) FROM bronze_scraped_tracks WHERE source_url = :u"),
@@ -184,7 +208,7 @@ def test_20_mb_envelope_through_the_task_is_quarantined_like_the_cli_does(
 
 
 def test_lone_surrogate_line_keeps_the_same_bytes_through_the_task_and_the_cli(
-    database_url_env: str, engine: Engine
+    committed: Engine
 ) -> None:
     """A line holding a UTF-8-encoded surrogate (ED A0 80, invalid UTF-8): the CLI keeps its
     bytes; the task given the same line as text (decoded with surrogateescape, Python's way to
@@ -195,14 +219,14 @@ def test_lone_surrogate_line_keeps_the_same_bytes_through_the_task_and_the_cli(
     line = json.dumps(_env(tag)).encode().replace(b"Energy", b"Ener\xed\xa0\x80gy")
     as_text = line.decode("utf-8", "surrogateescape")
     ingest_envelope.run(as_text, triggered_by=f"t-{tag}")
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         row = _quarantined(conn, line)
     assert row is not None and bytes(row.raw_bytes) == line
     assert row.reason.startswith("not valid UTF-8 at byte")
-    with Session(engine) as session:  # the CLI path, same line: the same (deduplicated) row
+    with Session(committed) as session:  # the CLI path, same line: the same (deduplicated) row
         assert ingest_batch(session, [line]).quarantined == 1
         session.commit()
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         assert (
             conn.execute(
                 text("SELECT count(*) FROM ingest_quarantine WHERE content_sha256 = :s"),
@@ -309,7 +333,7 @@ def test_rows_from_before_011_still_deduplicate_among_themselves(db_session: Ses
 
 
 def test_bronze_keeps_names_exactly_and_silver_gets_them_clean(
-    database_url_env: str, engine: Engine
+    committed: Engine
 ) -> None:
     """`Dead\\u200bmau5` was stored as `Deadmau5` and the original existed nowhere. Bronze now
     holds every envelope field as sent; silver (here the artist row) gets the cleaned name."""
@@ -326,7 +350,7 @@ def test_bronze_keeps_names_exactly_and_silver_gets_them_clean(
         "raw_json": {"seen": "Dead\u200bmau5"},
     }
     task.run([sent], triggered_by=f"t-{tag}")
-    with engine.connect() as conn:
+    with committed.connect() as conn:
         bronze = conn.execute(
             text(
                 "SELECT artist_name, aliases, scraper_version, raw_json FROM"
@@ -390,7 +414,7 @@ def test_unjsonable_python_value_is_kept_as_its_repr(db_session: Session) -> Non
 
 
 def test_valid_tracks_through_the_task_reach_bronze(
-    database_url_env: str, engine: Engine, memory_broker: None
+    committed: Engine, memory_broker: None
 ) -> None:
     """The task path still appends good envelopes (dict and text) next to bad ones."""
     from tasks.ingest import ingest_batch as task

@@ -175,12 +175,6 @@ def _in_bronze(conn: Connection | Session, raw: bytes) -> bool:
     )
 
 
-@pytest.fixture
-def connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        yield conn
-
-
 # --- properties -------------------------------------------------------------------------------
 
 
@@ -254,10 +248,32 @@ def memory_broker() -> Iterator[None]:
         app.conf.broker_url = before
 
 
+@pytest.fixture(scope="module")
+def fuzz_db(postgres_available: None) -> Iterator[Engine]:
+    """The task body commits: a database of its own, so no other tier ever counts these rows."""
+    from tests.conftest import engine_on, migrated_database
+
+    with migrated_database("sn_fuzz") as url, engine_on(url) as eng:
+        yield eng
+
+
+@pytest.fixture
+def fuzz_connection(fuzz_db: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
+    from db.engine import dispose_engine
+
+    monkeypatch.setenv("DATABASE_URL", fuzz_db.url.render_as_string(hide_password=False))
+    dispose_engine()
+    try:
+        with fuzz_db.connect() as conn:
+            yield conn
+    finally:
+        dispose_engine()
+
+
 @FUZZ_SETTINGS
 @given(st.lists(task_messages(), max_size=6) | json_values)
 def test_task_path_every_message_in_bronze_or_quarantine(
-    database_url_env: str, memory_broker: None, connection: Connection, batch: Any
+    memory_broker: None, fuzz_connection: Connection, batch: Any
 ) -> None:
     """The ``ingest_batch`` task body (called directly, committing like a worker does): each
     message is somewhere; a batch that is not a list is quarantined whole."""
@@ -265,6 +281,7 @@ def test_task_path_every_message_in_bronze_or_quarantine(
 
     count("task-path")
     summary = task.run(batch, triggered_by="fuzz")
+    connection = fuzz_connection
     connection.rollback()  # a fresh snapshot of what the task committed
     if not isinstance(batch, list):
         assert summary["batch_quarantined"] is True
