@@ -186,7 +186,7 @@ def test_ingest_batch_of_non_objects_keeps_each(committed: Engine) -> None:
 
 
 def test_20_mb_envelope_through_the_task_is_quarantined_like_the_cli_does(
-    committed: Engine
+    committed: Engine,
 ) -> None:
     """The task stored a 20 MB dict in bronze while the CLI quarantined it: same limit now."""
     from tasks.ingest import ingest_envelope
@@ -208,7 +208,7 @@ def test_20_mb_envelope_through_the_task_is_quarantined_like_the_cli_does(
 
 
 def test_lone_surrogate_line_keeps_the_same_bytes_through_the_task_and_the_cli(
-    committed: Engine
+    committed: Engine,
 ) -> None:
     """A line holding a UTF-8-encoded surrogate (ED A0 80, invalid UTF-8): the CLI keeps its
     bytes; the task given the same line as text (decoded with surrogateescape, Python's way to
@@ -332,9 +332,7 @@ def test_rows_from_before_011_still_deduplicate_among_themselves(db_session: Ses
         db_session.execute(sql, {"u": url})
 
 
-def test_bronze_keeps_names_exactly_and_silver_gets_them_clean(
-    committed: Engine
-) -> None:
+def test_bronze_keeps_names_exactly_and_silver_gets_them_clean(committed: Engine) -> None:
     """`Dead\\u200bmau5` was stored as `Deadmau5` and the original existed nowhere. Bronze now
     holds every envelope field as sent; silver (here the artist row) gets the cleaned name."""
     from tasks.ingest import ingest_batch as task
@@ -413,9 +411,7 @@ def test_unjsonable_python_value_is_kept_as_its_repr(db_session: Session) -> Non
     assert _quarantined(db_session, repr({"kind": "track", "raw_json": {1, 2}}).encode())
 
 
-def test_valid_tracks_through_the_task_reach_bronze(
-    committed: Engine, memory_broker: None
-) -> None:
+def test_valid_tracks_through_the_task_reach_bronze(committed: Engine, memory_broker: None) -> None:
     """The task path still appends good envelopes (dict and text) next to bad ones."""
     from tasks.ingest import ingest_batch as task
 
@@ -436,3 +432,23 @@ def test_a_5000_level_python_value_passed_directly_is_kept_not_raised(db_session
     result = ingest_messages(db_session, [value, _env(tag)])
     assert result.quarantined == 1 and len(result.track_ids) == 1
     assert "RecursionError" in result.reasons[0]
+
+
+def test_fields_hash_is_null_safe_and_instant_aware() -> None:
+    """None, "" and "null" are three different values; one instant written in two offsets is
+    one value; raw_json is not part of it (content_hash covers it)."""
+    import datetime as dt
+
+    from db.bronze import _TRACK_COLUMNS, fields_hash
+
+    def key(**row: Any) -> str:
+        return fields_hash(row, _TRACK_COLUMNS)
+
+    assert (
+        len({key(source_track_id=None), key(source_track_id=""), key(source_track_id="null")}) == 3
+    )
+    utc = dt.datetime(2025, 10, 29, 12, tzinfo=dt.UTC)
+    plus1 = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert key(scraped_at=utc) == key(scraped_at=plus1) != key(scraped_at=None)
+    assert key(raw_json={"a": 1}) == key(raw_json={"a": 2})
+    assert key(track_title="a\ud800") != key(track_title="a")  # the fallback encoder
