@@ -73,16 +73,10 @@ def committed(intake_db: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[En
 
 @pytest.fixture
 def memory_broker() -> Iterator[None]:
-    """Task bodies called directly dispatch enrichment; send it to kombu's in-memory transport
-    (nothing consumes it) instead of a broker this tier does not have."""
-    from tasks.app import app
+    from tests.fuzz.conftest import memory_broker as broker
 
-    before = app.conf.broker_url
-    app.conf.broker_url = "memory://localhost/"
-    try:
+    with broker():
         yield
-    finally:
-        app.conf.broker_url = before
 
 
 def test_5000_level_line_is_quarantined_and_the_other_lines_of_the_file_are_kept(

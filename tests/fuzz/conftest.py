@@ -4,6 +4,8 @@ and the number of generated cases actually run, printed at the end of the sessio
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -30,3 +32,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         total = sum(CASES.values())
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(CASES.items()))
         terminalreporter.write_line(f"fuzz cases: {total} ({detail})")
+
+
+@contextmanager
+def memory_broker() -> Iterator[None]:
+    """Task bodies called directly dispatch enrichment: send it to kombu's in-memory transport
+    (nothing consumes it), then give the app back its broker. Celery caches the connection and
+    producer pools of the first broker it used, so both are dropped on the way in and out (else
+    a later real worker test would publish into memory)."""
+    from tasks.app import app
+
+    def reset_pools() -> None:
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None
+
+    before = app.conf.broker_url
+    reset_pools()
+    app.conf.broker_url = "memory://localhost/"
+    try:
+        yield
+    finally:
+        app.conf.broker_url = before
+        reset_pools()

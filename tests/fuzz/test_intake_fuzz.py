@@ -238,14 +238,10 @@ def test_cli_path_every_line_in_bronze_or_quarantine(engine: Engine, lines: list
 
 @pytest.fixture
 def memory_broker() -> Iterator[None]:
-    from tasks.app import app
+    from tests.fuzz.conftest import memory_broker as broker
 
-    before = app.conf.broker_url
-    app.conf.broker_url = "memory://localhost/"
-    try:
+    with broker():
         yield
-    finally:
-        app.conf.broker_url = before
 
 
 @pytest.fixture(scope="module")

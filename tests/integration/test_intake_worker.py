@@ -78,3 +78,33 @@ def test_pickle_is_refused_and_the_worker_lives_on(worker: Any, engine: Engine) 
     assert _quarantine_row(engine, json.dumps([f"pickled {tag}"]).encode()) is None
     assert app.control.ping(timeout=2)
     assert worker.proc.poll() is None
+
+
+@pytest.mark.fuzz
+def test_generated_batches_through_the_worker(worker: Any, engine: Engine) -> None:
+    """The fuzz tier's task messages (dicts, JSON text, any JSON value, text carrying
+    surrogateescape'd bytes, ``{"b64": ...}``) through Redis and a real worker: every message
+    ends in bronze or in quarantine with its exact bytes. ``-m fuzz``; few cases (a round
+    trip through the worker each)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pipeline.ingest import decode_message
+    from tasks.ingest import ingest_batch
+    from tests.fuzz.conftest import EXAMPLES, FUZZ_SETTINGS, count
+    from tests.fuzz.test_intake_fuzz import _in_bronze, _in_quarantine, task_messages
+    from tests.integration.conftest import _run_done
+
+    @settings(FUZZ_SETTINGS, max_examples=max(5, EXAMPLES // 12))
+    @given(st.lists(task_messages(), min_size=1, max_size=5))
+    def through_worker(batch: list[Any]) -> None:
+        count("worker-path")
+        tag = f"it-fuzz:{uuid.uuid4().hex[:8]}"
+        ingest_batch.apply_async((batch, tag, "task"))
+        wait_for(lambda: _run_done(engine, tag), 60, f"run {tag}")
+        with engine.connect() as conn:
+            for message in batch:
+                raw = decode_message(message)[0]
+                assert _in_quarantine(conn, raw) or _in_bronze(conn, raw), message
+
+    through_worker()
