@@ -29,9 +29,15 @@ def count(name: str, n: int = 1) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if CASES:
-        total = sum(CASES.values())
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(CASES.items()))
-        terminalreporter.write_line(f"fuzz cases: {total} ({detail})")
+        # "examples" are generated cases (one input, or one batch); "placed" counts the lines
+        # and messages inside the batches by where they ended.
+        examples = {k: v for k, v in CASES.items() if not k.startswith("placed ")}
+        placed = {k[len("placed ") :]: v for k, v in CASES.items() if k.startswith("placed ")}
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(examples.items()))
+        line = f"fuzz cases: {sum(examples.values())} examples ({detail})"
+        if placed:
+            line += "; placed: " + ", ".join(f"{k}: {v}" for k, v in sorted(placed.items()))
+        terminalreporter.write_line(line)
 
 
 @contextmanager

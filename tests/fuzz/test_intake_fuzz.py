@@ -229,8 +229,8 @@ def test_cli_path_every_line_in_bronze_or_quarantine(engine: Engine, lines: list
         session.flush()
         placed = len(result.track_ids) + len(result.artist_ids) + result.duplicates
         assert placed + result.quarantined == len(lines)
-        count("cli-lines-bronze", placed)  # both fates are exercised, not only one
-        count("cli-lines-quarantined", result.quarantined)
+        count("placed cli lines in bronze", placed)  # both fates are exercised, not only one
+        count("placed cli lines in quarantine", result.quarantined)
         for line in lines:
             assert _in_quarantine(session, line) or _in_bronze(session, line), line
         outer.rollback()
@@ -283,8 +283,11 @@ def test_task_path_every_message_in_bronze_or_quarantine(
         assert summary["batch_quarantined"] is True
         assert _in_quarantine(connection, decode_message(batch)[0])
         return
-    count("task-messages-quarantined", summary["quarantined"])
-    count("task-messages-bronze", summary["tracks"] + summary["artists"] + summary["duplicates"])
+    count("placed task messages in quarantine", summary["quarantined"])
+    count(
+        "placed task messages in bronze",
+        summary["tracks"] + summary["artists"] + summary["duplicates"],
+    )
     for message in batch:
         raw = decode_message(message)[0]
         assert _in_quarantine(connection, raw) or _in_bronze(connection, raw), message
