@@ -215,11 +215,6 @@ def _safe_hint(hint: Any, key: str) -> str | None:
     return None
 
 
-def _insert_returning(session: Session, sql: str, params: dict[str, Any]) -> UUID | None:
-    row = session.execute(text(sql), params).first()
-    return None if row is None else row[0]
-
-
 def _ingest_track(session: Session, env: Envelope, result: IngestResult) -> None:
     # The same bulk path as a batch of tracks (db.bronze), with one row: used when a batch
     # falls back to appending its rows one by one.
