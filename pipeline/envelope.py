@@ -130,6 +130,8 @@ def _text_may_be_unsafe(raw: bytes) -> bool:
 
 
 Text = Annotated[StrictStr, AfterValidator(_clean)]
+OptText = Annotated[StrictStr | None, AfterValidator(lambda v: None if v is None else _clean(v))]
+# Envelope fields: validated like Text, stored as sent (bronze keeps what was sent).
 RawText = Annotated[StrictStr, AfterValidator(_raw)]
 OptRawText = Annotated[StrictStr | None, AfterValidator(lambda v: None if v is None else _raw(v))]
 
