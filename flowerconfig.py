@@ -16,6 +16,7 @@ import sys as _sys
 
 from tornado.options import options as _parsed
 
+from tasks.flower_auth import protect_metrics as _protect_metrics
 from tasks.flower_auth import resolve_flower_settings as _resolve
 
 _settings = _resolve(
@@ -29,6 +30,8 @@ _settings = _resolve(
 address = _settings.address
 if _settings.basic_auth:
     basic_auth = _settings.basic_auth
+if _settings.authenticated:
+    _protect_metrics()  # /metrics too (upstream leaves it open); /healthcheck stays open
 if _settings.warning:
     _bar = "!" * len(_settings.warning)
     print(f"{_bar}\n{_settings.warning}\n{_bar}", file=_sys.stderr, flush=True)

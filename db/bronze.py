@@ -7,16 +7,23 @@ what they added. Nothing is committed here: the caller's transaction decides.
 
 PostgreSQL text and jsonb refuse the NUL character; such rows are rejected with a ``ValueError``
 naming the row and field before anything is sent to the database.
+
+Idempotency: a row is a duplicate when its identity columns, ``content_hash`` (raw_json, in its
+jsonb form) and ``fields_hash`` (every other stored field, as given: :func:`fields_hash`) all
+match an existing row's (NULLS NOT DISTINCT), so a correction of any field is a new row and an
+exact redelivery is not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
@@ -27,6 +34,7 @@ __all__ = [
     "append_bronze_artists",
     "append_bronze_playlists",
     "append_bronze_tracks",
+    "fields_hash",
     "find_nul",
 ]
 
@@ -68,6 +76,27 @@ _ARTIST_COLUMNS = (
     ("aliases", "text[]"),
     ("scraped_at", "timestamptz"),
 )
+
+
+def _key_default(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        # The same instant written "Z" or "+00:00" is the same field value.
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.isoformat()
+    return str(value)  # date, UUID
+
+
+def fields_hash(row: Mapping[str, Any], columns: Sequence[tuple[str, str]]) -> str:
+    """sha256 of every stored field of ``row`` except raw_json, NULL-safe (a missing or None
+    field is JSON null, never equal to any string); part of the bronze idempotency key."""
+    values = [row.get(name) for name, _ in columns if name != "raw_json"]
+    try:
+        # orjson (C): a third of the standard encoder's cost on the bulk append path.
+        doc = orjson.dumps(values, default=_key_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except (orjson.JSONEncodeError, TypeError):  # lone surrogates, huge ints: refused later
+        doc = json.dumps(values, default=_key_default).encode("ascii")
+    return hashlib.sha256(doc).hexdigest()
 
 
 def find_nul(value: Any, path: str) -> str | None:
@@ -132,6 +161,7 @@ def _copy_direct(
     columns: Sequence[tuple[str, str]],
     rows: Sequence[Mapping[str, Any]],
     ids: Sequence[uuid.UUID],
+    keys: Sequence[str],
 ) -> bool:
     """Optimistic fast path: COPY straight into the table inside a savepoint.
 
@@ -142,23 +172,24 @@ def _copy_direct(
     names = [name for name, _ in columns]
     json_at = names.index("raw_json")
     at = names.index("scraped_at")
-    now = dt.datetime.now(dt.UTC)  # the column default, which COPY would not apply to a NULL
+    now = dt.datetime.now(dt.UTC)
+    names.append("fields_hash")  # the column default, which COPY would not apply to a NULL
     # Plain SAVEPOINT statements, not psycopg's transaction(): on a connection with no statement
     # yet, transaction() would BEGIN and COMMIT on its own, outside the caller's unit of work.
     # A SAVEPOINT makes psycopg open the caller's transaction implicitly and stays inside it.
     copy_sql = f"COPY {table} (id, {', '.join(names)}) FROM STDIN"
-    types = ["uuid", *("text" if kind == "jsonb" else kind for _, kind in columns)]
+    types = ["uuid", *("text" if kind == "jsonb" else kind for _, kind in columns), "text"]
     with raw.cursor() as cur:
         cur.execute("SAVEPOINT bronze_direct_copy")
         try:
             with cur.copy(copy_sql) as copy:
                 copy.set_types(types)
-                for row_id, row in zip(ids, rows, strict=True):
-                    values = [row.get(name) for name in names]
+                for row_id, row, key in zip(ids, rows, keys, strict=True):
+                    values = [row.get(name) for name in names[:-1]]
                     values[json_at] = json.dumps(values[json_at], ensure_ascii=False)
                     if values[at] is None:
                         values[at] = now
-                    copy.write_row([row_id, *values])
+                    copy.write_row([row_id, *values, key])
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT bronze_direct_copy")
             cur.execute("RELEASE SAVEPOINT bronze_direct_copy")
@@ -180,7 +211,8 @@ def _append(
     stage = f"_stage_{table}"
     names = [name for name, _ in columns]
     ids = [uuid.uuid4() for _ in rows]
-    if _copy_direct(raw, table, columns, rows, ids):
+    keys = [fields_hash(row, columns) for row in rows]
+    if _copy_direct(raw, table, columns, rows, ids, keys):
         return list(ids)
     with raw.cursor() as cur:
         # Temp table per session, emptied per call. CREATE TABLE AS copies the column types but
@@ -190,16 +222,24 @@ def _append(
             f" SELECT 0::int AS ord, * FROM {table} WITH NO DATA"
         )
         cur.execute(f"TRUNCATE {stage}")
-        with cur.copy(f"COPY {stage} (ord, id, {', '.join(names)}) FROM STDIN") as copy:
+        with cur.copy(
+            f"COPY {stage} (ord, id, {', '.join(names)}, fields_hash) FROM STDIN"
+        ) as copy:
             # raw_json goes as JSON text: the server parses it into jsonb.
             copy.set_types(
-                ["int4", "uuid", *("text" if kind == "jsonb" else kind for _, kind in columns)]
+                [
+                    "int4",
+                    "uuid",
+                    *("text" if kind == "jsonb" else kind for _, kind in columns),
+                    "text",
+                ]
             )
             json_at = names.index("raw_json")
-            for i, (row_id, row) in enumerate(zip(ids, rows, strict=True)):
+            for i, (row_id, row, key) in enumerate(zip(ids, rows, keys, strict=True)):
                 values = [row.get(name) for name in names]
                 values[json_at] = json.dumps(values[json_at], ensure_ascii=False)
-                copy.write_row([i, row_id, *values])
+                copy.write_row([i, row_id, *values, key])
+        names.append("fields_hash")
         select = ", ".join(
             "coalesce(scraped_at, now())" if name == "scraped_at" else name for name in names
         )

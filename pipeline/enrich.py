@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from db.bulk import Bulk, json_text
 from pipeline.matching import TrackQuery
+from pipeline.normalise.text import clean_scraped
 from pipeline.runs import load_plan, run_snapshot
 from pipeline.tracklist import is_placeholder_name
 from pipeline.waterfall import Outcome, next_lookups
@@ -192,8 +193,9 @@ def _query_from_bronze(row: Any) -> TrackQuery:
     isrc = raw.get("isrc") if isinstance(raw.get("isrc"), str) else None
     duration = raw.get("duration_ms")
     return TrackQuery(
-        artist=row.artist_name or "",
-        title=row.track_title or "",
+        # bronze keeps names as sent; the lookup (and matching) uses them cleaned
+        artist=clean_scraped(row.artist_name) or "",
+        title=clean_scraped(row.track_title) or "",
         isrc=isrc,
         duration_ms=duration
         if isinstance(duration, int) and not isinstance(duration, bool)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.merge import upsert_artist
+from pipeline.normalise.text import clean_scraped
 from pipeline.quality import GOLD_STATUSES
 from pipeline.tracklist import TracklistEntry, read_tracklist
 
@@ -89,7 +90,7 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
     identified = sum(1 for _, _, t in members if t is not None)
     quality = round(identified / len(members), 2) if members else 0.0
     status = "needs_review" if not identified else ("valid" if quality >= 0.7 else "warning")
-    dj = bp.artist_name or "Unknown DJ"
+    dj = clean_scraped(bp.artist_name) or "Unknown DJ"  # bronze keeps names as sent
     artist_id = upsert_artist(session, dj)
     meta = {
         "source": bp.source,
@@ -114,10 +115,10 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
             RETURNING id"""),
         {
             "bronze": bronze_playlist_id,
-            "name": bp.playlist_name,
+            "name": clean_scraped(bp.playlist_name),
             "artist_id": artist_id,
             "artist": dj,
-            "event": bp.event_name,
+            "event": clean_scraped(bp.event_name),
             "date": bp.event_date,
             "count": len(members),
             "status": status,

@@ -2,8 +2,14 @@
 
 Called by the ``tasks.ingest`` tasks and by ``songnodes ingest``. One call handles a batch inside
 the caller's transaction; the caller enqueues enrichment for ``IngestResult.track_ids`` only
-after commit. A repeated message inserts nothing (the bronze idempotency key holds even with NULL
-optional ids); a re-scrape with changed content is a new bronze row, so history is kept.
+after commit. A repeated message inserts nothing (the bronze idempotency key covers every stored
+envelope field and holds even with NULL optional ids); a re-scrape with any changed field is a
+new bronze row, so history (and corrections) are kept.
+
+The contract, the same whatever arrives: every message ends either in bronze or in
+``ingest_quarantine`` with a reason and its exact bytes (:func:`decode_message` says what "exact"
+means for a Python value); one bad message never costs the others of its batch; a batch that is
+not a list at all is quarantined as a batch (``scope = 'batch'``).
 """
 
 from __future__ import annotations
@@ -19,14 +25,29 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.bronze import append_bronze_tracks
+from db.bronze import append_bronze_artists, append_bronze_playlists, append_bronze_tracks
 from pipeline.enrich import to_jsonb
-from pipeline.envelope import Envelope, EnvelopeError, parse_envelope
+from pipeline.envelope import (
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    EnvelopeError,
+    parse_envelope,
+    text_problem,
+)
 
-__all__ = ["IngestResult", "RawMessage", "decode_message", "encode_line", "ingest_messages"]
+__all__ = [
+    "IngestResult",
+    "RawMessage",
+    "batch_messages",
+    "decode_message",
+    "encode_line",
+    "ingest_messages",
+    "quarantine_batch",
+]
 
 #: A message as it travels through the broker: a JSON-able envelope dict, a text line, or
 #: ``{"b64": ...}`` for bytes that are not valid UTF-8 (so they still reach quarantine intact).
+#: Anything else that arrives (a list, ``None``, a number) is accepted too and quarantined.
 RawMessage = dict[str, Any] | str
 
 
@@ -67,54 +88,131 @@ def encode_line(raw: bytes) -> RawMessage:
         return {"b64": base64.b64encode(raw).decode("ascii")}
 
 
-def decode_message(message: RawMessage) -> tuple[bytes, bytes | dict[str, Any]]:
-    """(original bytes for quarantine, what to parse)."""
-    if isinstance(message, dict) and set(message) == {"b64"}:
-        raw = base64.b64decode(message["b64"])
+def json_text(value: Any) -> bytes:
+    """The exact JSON text of a decoded value: it decodes back to an equal value.
+
+    UTF-8 where it can be; a string holding lone surrogates (which UTF-8 cannot carry) is written
+    with ``\\u`` escapes, as the broker carried it."""
+    try:
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value).encode("ascii")
+
+
+def decode_message(message: Any) -> tuple[bytes, Any]:
+    """(the exact bytes for quarantine, what to parse) for anything an entrance receives.
+
+    * bytes: themselves.
+    * ``{"b64": ...}`` (:func:`encode_line`): the bytes it carries.
+    * text: its UTF-8. Text holding lone surrogates is not Unicode; if they are
+      ``surrogateescape`` ones (how Python decodes undecodable bytes: ``open(errors=
+      "surrogateescape")``, ``os.fsdecode``) the original bytes are restored, so a line sent as
+      text is kept exactly as the same line sent by ``songnodes ingest``; otherwise its JSON text.
+    * any other value (a dict, list, number, ``None``): its JSON text (:func:`json_text`);
+      a value JSON cannot represent at all: its ``repr``, and it is refused.
+    """
+    if isinstance(message, bytes | bytearray | memoryview):
+        raw = bytes(message)
         return raw, raw
-    if isinstance(message, dict):
-        raw = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
-        return raw, message
-    raw = message.encode("utf-8", "surrogatepass")
-    return raw, raw
+    if isinstance(message, str):
+        try:
+            raw = message.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                raw = message.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                return json_text(message), message  # parse_envelope names the surrogate
+        return raw, raw
+    if isinstance(message, dict) and set(message) == {"b64"} and isinstance(message["b64"], str):
+        try:
+            raw = base64.b64decode(message["b64"], validate=True)
+        except ValueError:
+            pass  # not ours: quarantined as the object it is
+        else:
+            return raw, raw
+    try:
+        return json_text(message), message
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = f"not JSON-representable ({type(exc).__name__}: {exc})"[:500]
+        try:
+            raw = repr(message).encode("utf-8", "backslashreplace")
+        except RecursionError:  # too deep even for repr: only a direct caller can pass this
+            raw = f"<{type(message).__name__} nested too deep to represent>".encode()
+        return raw, _Unencodable(reason)
 
 
-def _quarantine(
-    session: Session, raw: bytes, exc: EnvelopeError, via: str, hint: dict[str, Any] | None
-) -> None:
-    session.execute(
-        text(
-            """
-            INSERT INTO ingest_quarantine
-                (kind, source, reason, error_detail, raw_bytes, byte_length, content_sha256,
-                 received_via)
-            VALUES (:kind, :source, :reason, CAST(:detail AS jsonb), :raw, :n, :sha, :via)
-            ON CONFLICT (content_sha256) DO NOTHING
-            """
-        ),
-        {
-            "kind": _safe_hint(hint, "kind"),
-            "source": _safe_hint(hint, "source"),
-            "reason": exc.reason[:2000],
-            "detail": to_jsonb(exc.detail),
-            "raw": raw,
-            "n": len(raw),
-            "sha": hashlib.sha256(raw).hexdigest(),
-            "via": via,
-        },
-    )
+class _Unencodable(str):
+    """Marks a message whose value has no JSON text; the string is the reason."""
 
 
-def _safe_hint(hint: dict[str, Any] | None, key: str) -> str | None:
-    value = hint.get(key) if isinstance(hint, dict) else None
-    if isinstance(value, str) and "\x00" not in value:
-        return value[:100]
+def _parse(raw: bytes, payload: Any) -> Envelope:
+    """:func:`parse_envelope` with the size limit on every entrance and nothing escaping but
+    :class:`EnvelopeError` (a failure of one message must not lose its batch)."""
+    if isinstance(payload, _Unencodable):
+        raise EnvelopeError(str(payload))
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        limit = MAX_ENVELOPE_BYTES
+        raise EnvelopeError(f"payload is {len(raw)} bytes, over the {limit}-byte limit")
+    try:
+        return parse_envelope(payload)
+    except EnvelopeError:
+        raise
+    except Exception as exc:  # a validator bug or a pathological value: kept, with its reason
+        reason = f"envelope could not be parsed: {type(exc).__name__}: {exc}"[:2000]
+        raise EnvelopeError(reason) from None
+
+
+def batch_messages(messages: Any) -> list[Any] | None:
+    """The messages of a batch, or None when ``messages`` is not a batch (a list) at all."""
+    if isinstance(messages, list | tuple):
+        return list(messages)
     return None
 
 
-def _insert_returning(session: Session, sql: str, params: dict[str, Any]) -> UUID | None:
-    row = session.execute(text(sql), params).first()
-    return None if row is None else row[0]
+_QUARANTINE_SQL = text(
+    """
+    INSERT INTO ingest_quarantine
+        (kind, source, reason, error_detail, raw_bytes, byte_length, content_sha256,
+         received_via, scope)
+    VALUES (:kind, :source, :reason, CAST(:detail AS jsonb), :raw, :n, :sha, :via, :scope)
+    ON CONFLICT (content_sha256) DO NOTHING
+    """
+)
+
+
+def _quarantine_params(
+    raw: bytes, exc: EnvelopeError, via: str, hint: Any, scope: str = "message"
+) -> dict[str, Any]:
+    return {
+        "kind": _safe_hint(hint, "kind"),
+        "source": _safe_hint(hint, "source"),
+        "reason": exc.reason[:2000],
+        "detail": to_jsonb(exc.detail),
+        "raw": raw,
+        "n": len(raw),
+        "sha": hashlib.sha256(raw).hexdigest(),
+        "via": via,
+        "scope": scope,
+    }
+
+
+def _quarantine(session: Session, raw: bytes, exc: EnvelopeError, via: str, hint: Any) -> None:
+    session.execute(_QUARANTINE_SQL, _quarantine_params(raw, exc, via, hint))
+
+
+def quarantine_batch(session: Session, messages: Any, reason: str, via: str) -> str:
+    """Keep a whole batch that could not be processed (``scope = 'batch'``); returns its sha256."""
+    raw, _ = decode_message(messages)
+    params = _quarantine_params(raw, EnvelopeError(reason), via, None, scope="batch")
+    session.execute(_QUARANTINE_SQL, params)
+    return str(params["sha"])
+
+
+def _safe_hint(hint: Any, key: str) -> str | None:
+    value = hint.get(key) if isinstance(hint, dict) else None
+    if isinstance(value, str) and text_problem(value) is None:
+        return value[:100]
+    return None
 
 
 def _ingest_track(session: Session, env: Envelope, result: IngestResult) -> None:
@@ -128,30 +226,22 @@ def _ingest_track(session: Session, env: Envelope, result: IngestResult) -> None
 
 
 def _ingest_playlist(session: Session, env: Envelope, result: IngestResult) -> None:
-    playlist_id = _insert_returning(
+    (playlist_id,) = append_bronze_playlists(
         session,
-        """
-        INSERT INTO bronze_scraped_playlists
-            (source, source_url, source_playlist_id, scraper_version, raw_json, playlist_name,
-             artist_name, event_name, event_date, scraped_at)
-        VALUES (:source, :source_url, :source_playlist_id, :scraper_version,
-                CAST(:raw_json AS jsonb), :playlist_name, :artist_name, :event_name, :event_date,
-                COALESCE(:scraped_at, now()))
-        ON CONFLICT DO NOTHING
-        RETURNING id
-        """,
-        {
-            "source": env.source,
-            "source_url": env.source_url,
-            "source_playlist_id": env.source_playlist_id,
-            "scraper_version": env.scraper_version,
-            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
-            "playlist_name": env.playlist_name,
-            "artist_name": env.artist_name,
-            "event_name": env.event_name,
-            "event_date": env.event_date,
-            "scraped_at": env.scraped_at,
-        },
+        [
+            {
+                "source": env.source,
+                "source_url": env.source_url,
+                "source_playlist_id": env.source_playlist_id,
+                "scraper_version": env.scraper_version,
+                "raw_json": env.raw_json,
+                "playlist_name": env.playlist_name,
+                "artist_name": env.artist_name,
+                "event_name": env.event_name,
+                "event_date": env.event_date,
+                "scraped_at": env.scraped_at,
+            }
+        ],
     )
     if playlist_id is None:
         result.duplicates += 1
@@ -208,27 +298,20 @@ def _ingest_playlist(session: Session, env: Envelope, result: IngestResult) -> N
 
 
 def _ingest_artist(session: Session, env: Envelope, result: IngestResult) -> None:
-    new_id = _insert_returning(
+    (new_id,) = append_bronze_artists(
         session,
-        """
-        INSERT INTO bronze_scraped_artists
-            (source, source_url, source_artist_id, scraper_version, raw_json, artist_name,
-             aliases, scraped_at)
-        VALUES (:source, :source_url, :source_artist_id, :scraper_version,
-                CAST(:raw_json AS jsonb), :artist_name, :aliases, COALESCE(:scraped_at, now()))
-        ON CONFLICT DO NOTHING
-        RETURNING id
-        """,
-        {
-            "source": env.source,
-            "source_url": env.source_url,
-            "source_artist_id": env.source_artist_id,
-            "scraper_version": env.scraper_version,
-            "raw_json": json.dumps(env.raw_json, ensure_ascii=False),
-            "artist_name": env.artist_name,
-            "aliases": env.aliases,
-            "scraped_at": env.scraped_at,
-        },
+        [
+            {
+                "source": env.source,
+                "source_url": env.source_url,
+                "source_artist_id": env.source_artist_id,
+                "scraper_version": env.scraper_version,
+                "raw_json": env.raw_json,
+                "artist_name": env.artist_name,
+                "aliases": env.aliases,
+                "scraped_at": env.scraped_at,
+            }
+        ],
     )
     if new_id is None:
         result.duplicates += 1
@@ -295,19 +378,20 @@ def _one(
 
 
 def ingest_messages(
-    session: Session, messages: Iterable[RawMessage], *, via: str = "task"
+    session: Session, messages: Iterable[Any], *, via: str = "task"
 ) -> IngestResult:
     """Validate and append a batch. Invalid envelopes are quarantined and the batch goes on;
     each playlist/artist is isolated in a savepoint, tracks are bulk-appended."""
     result = IngestResult()
-    tracks: list[tuple[bytes, dict[str, Any] | None, Envelope]] = []
+    tracks: list[tuple[bytes, Any, Envelope]] = []
+    bad: list[dict[str, Any]] = []
     for message in messages:
         raw, payload = decode_message(message)
         hint = payload if isinstance(payload, dict) else None
         try:
-            env = parse_envelope(payload)
+            env = _parse(raw, payload)
         except EnvelopeError as exc:
-            _quarantine(session, raw, exc, via, hint)
+            bad.append(_quarantine_params(raw, exc, via, hint))
             result.quarantined += 1
             result.reasons.append(exc.reason)
             continue
@@ -315,6 +399,10 @@ def ingest_messages(
             tracks.append((raw, hint, env))
         else:
             _one(session, raw, hint, env, result, via)
+    if bad:
+        # One statement for the batch's refused messages: a file with hostile lines must not
+        # cost a round trip per line more than a clean one.
+        session.execute(_QUARANTINE_SQL, bad)
     _append_tracks(session, tracks, result, via)
     return result
 

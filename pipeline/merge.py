@@ -29,6 +29,7 @@ from pipeline.matching import artist_key, identity_key, normalise_name, split_ar
 from pipeline.normalise.bpm import consensus_bpm, fold_to_genre, plausible_for, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
 from pipeline.plausibility import genres_of, plausible_bpm_winner, without_placeholders
+from pipeline.normalise.text import clean_scraped
 from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
@@ -412,7 +413,11 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
     resolved = resolve_fields(plan, outcomes, wanted, run_id)
     values, confidences, rules = resolved.values, resolved.confidences, resolved.rules
     # Scraped names are the fallback: a track no provider knows keeps what the setlist said.
-    for col, scraped in (("artist_name", job.artist_name), ("track_title", job.track_title)):
+    scraped_names = (
+        ("artist_name", clean_scraped(job.artist_name)),  # bronze keeps them as sent
+        ("track_title", clean_scraped(job.track_title)),
+    )
+    for col, scraped in scraped_names:
         if not values.get(col):
             values[col] = scraped
             confidences[col] = None

@@ -18,6 +18,7 @@ from pipeline.matching import Candidate, TrackQuery, best_match, split_title
 from pipeline.normalise.bpm import parse_bpm
 from pipeline.normalise.errors import InvalidValue
 from pipeline.normalise.keys import to_camelot
+from pipeline.normalise.text import clean_scraped
 from providers.contract import FieldValue, LookupResult
 
 __all__ = ["SCRAPER_PROVIDERS", "ScraperProvider", "get_scraper_provider"]
@@ -47,7 +48,13 @@ class ScraperProvider:
                     ORDER BY scraped_at DESC LIMIT 50"""),
             {"src": self.name, "prefix": base[:12].replace("%", "").replace("_", "")},
         ).all()
-        return [Candidate(r.artist_name, r.track_title, payload=r) for r in rows]
+        # bronze keeps names as sent; candidates are matched on their cleaned form
+        return [
+            Candidate(
+                clean_scraped(r.artist_name) or "", clean_scraped(r.track_title) or "", payload=r
+            )
+            for r in rows
+        ]
 
     def lookup(self, session: Session, query: TrackQuery, fields: Collection[str]) -> LookupResult:
         wanted = [f for f in fields if f in self.supported_fields]
@@ -60,8 +67,8 @@ class ScraperProvider:
         result = LookupResult(self.name, "found", match_confidence=confidence)
         for f in wanted:
             source_value = {
-                "artist_name": row.artist_name,
-                "track_title": row.track_title,
+                "artist_name": clean_scraped(row.artist_name),
+                "track_title": clean_scraped(row.track_title),
                 "bpm": raw.get("bpm"),
                 "key": raw.get("key"),
                 "playlist_context": str(row.playlist_id) if row.playlist_id else None,

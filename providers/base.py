@@ -24,7 +24,13 @@ from typing import Any, ClassVar
 import httpx
 import tenacity
 
-from providers._http import decode_body, parse_retry_after, read_bounded, redact
+from providers._http import (
+    decode_body,
+    parse_retry_after,
+    read_bounded,
+    redact,
+    register_secret,
+)
 from providers.breaker import BreakerConfig, BreakerState, CircuitBreaker, TransitionCallback
 from providers.contract import LookupResult, Provider, RawResponse, TrackQuery
 from providers.errors import (
@@ -595,6 +601,7 @@ class ClientCredentials:
         expires_in = body.get("expires_in", 3600)
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
             expires_in = 3600
+        register_secret(token)  # redacted from every log line and message from now on
         self._token = token
         self._expires_at = time.time() + max(0.0, float(expires_in) - self.early_refresh_s)
 

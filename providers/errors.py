@@ -54,6 +54,10 @@ class ProviderError(Exception):
         provider: str = "",
         responses: Sequence[RawResponse] = (),
     ) -> None:
+        # Messages often quote a URL or an upstream error: never a credential in them.
+        from providers._http import redact_text
+
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.provider = provider

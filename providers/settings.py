@@ -7,7 +7,7 @@ until someone points it at a mirror or a dump server.
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -40,6 +40,16 @@ class ProviderSettings(BaseSettings):
     rate_limit_per_second: float | None = None
     rate_limit_per_day: int | None = None
     cost_per_call_usd: float = 0.0
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> ProviderSettings:
+        # Every credential this process loads is redacted from its logs and messages.
+        from providers._http import register_secret
+
+        register_secret(self.client_id)
+        for secret in (self.client_secret, self.api_key):
+            register_secret(secret.get_secret_value() if secret else None)
+        return self
 
 
 class BeatportSettings(ProviderSettings):

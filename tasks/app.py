@@ -13,6 +13,11 @@ from typing import Any
 
 from celery import Celery, signals
 
+from providers._http import install_log_redaction, redact_text
+
+# Before anything logs: every record of a worker (and of the CLI, which imports this) is redacted.
+install_log_redaction()
+
 app = Celery("songnodes")
 app.config_from_object("celeryconfig")
 app.conf.include = [
@@ -100,7 +105,7 @@ class JsonLogFormatter(logging.Formatter):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+            payload["exc"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
@@ -111,6 +116,15 @@ def _json_logs(logger: logging.Logger, **_: Any) -> None:
         return
     for handler in logger.handlers:
         handler.setFormatter(JsonLogFormatter())
+
+
+@signals.before_task_publish.connect
+def _redact_task_arguments(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Flower (and `celery inspect`) show argsrepr/kwargsrepr: never a credential in them.
+    if headers:
+        for key in ("argsrepr", "kwargsrepr"):
+            if isinstance(headers.get(key), str):
+                headers[key] = redact_text(headers[key])
 
 
 __all__ = ["JsonLogFormatter", "app"]

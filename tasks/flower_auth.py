@@ -11,6 +11,10 @@ listens on a non-loopback address without authentication.
   every interface); set ``FLOWER_ADDRESS=0.0.0.0`` to expose it, which then requires credentials.
 * No credentials on loopback: starts, with a loud warning. No credentials elsewhere: refuses to
   start (:class:`FlowerAuthError`, exit status 1 with the reason on stderr).
+* Every page is behind the authentication, ``/metrics`` included: upstream Flower leaves its
+  Prometheus endpoint open by design (mher/flower#1129), and it lists task names and worker
+  hosts. :func:`protect_metrics` closes it. ``/healthcheck`` stays open: it answers "OK" and
+  nothing else, which load balancers need without credentials.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["FlowerAuthError", "FlowerSettings", "is_loopback", "resolve_flower_settings"]
+__all__ = [
+    "FlowerAuthError",
+    "FlowerSettings",
+    "is_loopback",
+    "protect_metrics",
+    "resolve_flower_settings",
+]
 
 log = logging.getLogger("songnodes.flower")
 
@@ -104,3 +114,19 @@ def resolve_flower_settings(
         "and shut workers down. Set FLOWER_BASIC_AUTH=user:password. !!!"
     )
     return FlowerSettings(bind, [], False, warning)
+
+
+def protect_metrics() -> None:
+    """Put Flower's ``/metrics`` behind the same check as every other page (idempotent).
+
+    Flower's views use tornado's ``@authenticated`` (which calls Flower's basic-auth/OAuth
+    ``get_current_user``); its ``Metrics`` view does not. Wrapping the handler method is the
+    smallest change that reuses Flower's own check instead of writing a second one."""
+    import tornado.web
+    from flower.views.monitor import Metrics
+
+    if getattr(Metrics.get, "_songnodes_protected", False):
+        return
+    protected = tornado.web.authenticated(Metrics.get)
+    protected._songnodes_protected = True  # type: ignore[attr-defined]
+    Metrics.get = protected

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from pipeline.enrich import Next, create_jobs
-from pipeline.ingest import RawMessage, ingest_messages
+from pipeline.ingest import batch_messages, ingest_messages, quarantine_batch
 from pipeline.merge import upsert_artist
+from pipeline.normalise.text import clean_scraped
 from pipeline.runs import finish_run_if_done, start_run
 from tasks.app import app
 from tasks.dispatch import dispatch
@@ -38,20 +39,36 @@ log = get_task_logger(__name__)
     max_retries=10,
 )
 def ingest_batch(
-    messages: list[RawMessage], triggered_by: str = "scraper", via: str = "task"
+    messages: Any, triggered_by: str = "scraper", via: str = "task"
 ) -> dict[str, Any]:
-    """Append a batch of envelopes to bronze and start their enrichment."""
+    """Append a batch of envelopes to bronze and start their enrichment.
+
+    Whatever ``messages`` is, the batch ends in bronze/quarantine: each message on its own
+    (:func:`pipeline.ingest.ingest_messages`), or, when it is not a list or its processing fails
+    for a reason that is not the database being away (that is retried), the whole batch in
+    quarantine (``scope = 'batch'``) with a run marked ``failed`` so ``--wait`` stops at once."""
+    via = via if via in ("task", "cli", "api") else "task"
+    batch = batch_messages(messages)
+    if batch is None:
+        reason = f"a batch must be a JSON array of messages, got {_json_type(messages)}"
+        return _batch_failed(messages, reason, triggered_by, via)
     nxt = Next()
-    with session_scope() as session:
-        result = ingest_messages(session, messages, via=via)
-        # Every batch gets a run (even one of duplicates) so callers can follow it to the end.
-        run_id = start_run(session, "incremental", triggered_by)
-        if result.track_ids:
-            nxt = create_jobs(session, run_id, result.track_ids)
-        for artist_id in result.artist_ids:
-            _artist_to_silver(session, str(artist_id))
-        if not nxt:
-            finish_run_if_done(session, run_id)
+    try:
+        with session_scope() as session:
+            result = ingest_messages(session, batch, via=via)
+            # Every batch gets a run (even one of duplicates) so callers can follow it to the end.
+            run_id = start_run(session, "incremental", triggered_by)
+            if result.track_ids:
+                nxt = create_jobs(session, run_id, result.track_ids)
+            for artist_id in result.artist_ids:
+                _artist_to_silver(session, str(artist_id))
+            if not nxt:
+                finish_run_if_done(session, run_id)
+    except OperationalError:
+        raise  # the database is away: autoretry, nothing was committed
+    except Exception as exc:  # nothing of the batch was committed: keep it whole, with the reason
+        reason = f"batch could not be ingested: {type(exc).__name__}: {exc}"[:2000]
+        return _batch_failed(batch, reason, triggered_by, via)
     dispatch(nxt)
     summary = result.as_dict() | {"run_id": str(run_id)}
     log.info("ingested batch", extra={"run_id": str(run_id)} | result.as_dict())
@@ -59,10 +76,30 @@ def ingest_batch(
 
 
 @app.task(name="tasks.ingest.ingest_envelope")
-def ingest_envelope(envelope: RawMessage, triggered_by: str = "scraper") -> dict[str, Any]:
-    """One envelope (a dict, or its JSON text)."""
+def ingest_envelope(envelope: Any, triggered_by: str = "scraper") -> dict[str, Any]:
+    """One envelope (a dict, or its JSON text); any other value is quarantined as the message."""
     summary: dict[str, Any] = ingest_batch.run([envelope], triggered_by=triggered_by)
     return summary
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _batch_failed(messages: Any, reason: str, triggered_by: str, via: str) -> dict[str, Any]:
+    with session_scope() as session:
+        sha = quarantine_batch(session, messages, reason, via)
+        run_id = start_run(session, "incremental", triggered_by)
+        session.execute(
+            text(
+                "UPDATE enrichment_pipeline_runs SET run_status = 'failed', completed_at = now(),"
+                " critical_errors = ARRAY[:reason] WHERE id = :id"
+            ),
+            {"reason": reason, "id": str(run_id)},
+        )
+    log.error("batch quarantined", extra={"run_id": str(run_id), "reason": reason})
+    return {"batch_quarantined": True, "reason": reason, "sha256": sha, "run_id": str(run_id)}
 
 
 def _artist_to_silver(session: Session, bronze_artist_id: str) -> None:
@@ -71,4 +108,7 @@ def _artist_to_silver(session: Session, bronze_artist_id: str) -> None:
         text("SELECT artist_name, aliases FROM bronze_scraped_artists WHERE id = :id"),
         {"id": bronze_artist_id},
     ).one()
-    upsert_artist(session, row.artist_name, bronze_artist_id, list(row.aliases or []))
+    # bronze keeps the names as sent; silver gets them cleaned
+    aliases = [a for a in (clean_scraped(x) for x in row.aliases or []) if a]
+    name = clean_scraped(row.artist_name) or row.artist_name
+    upsert_artist(session, name, bronze_artist_id, aliases)

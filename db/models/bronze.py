@@ -42,6 +42,7 @@ class BronzeScrapedPlaylist(Base):
             "source_url",
             "source_playlist_id",
             "content_hash",
+            "fields_hash",
             name="uq_bronze_scraped_playlists_identity",
             postgresql_nulls_not_distinct=True,
         ),
@@ -57,6 +58,8 @@ class BronzeScrapedPlaylist(Base):
     scraper_version: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[dict[str, Any]] = mapped_column(JSONB)
     content_hash: Mapped[str | None] = mapped_column(Text, _CONTENT_HASH)
+    # sha256 of every other stored field as received (db.bronze.fields_hash); NULL before 011.
+    fields_hash: Mapped[str | None] = mapped_column(Text)
     playlist_name: Mapped[str | None] = mapped_column(Text)
     artist_name: Mapped[str | None] = mapped_column(Text)
     event_name: Mapped[str | None] = mapped_column(Text)
@@ -77,6 +80,7 @@ class BronzeScrapedTrack(Base):
             "playlist_id",
             "position",
             "content_hash",
+            "fields_hash",
             name="uq_bronze_scraped_tracks_identity",
             postgresql_nulls_not_distinct=True,
         ),
@@ -102,6 +106,8 @@ class BronzeScrapedTrack(Base):
     scraper_version: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[dict[str, Any]] = mapped_column(JSONB)
     content_hash: Mapped[str | None] = mapped_column(Text, _CONTENT_HASH)
+    # sha256 of every other stored field as received (db.bronze.fields_hash); NULL before 011.
+    fields_hash: Mapped[str | None] = mapped_column(Text)
     artist_name: Mapped[str | None] = mapped_column(Text)
     track_title: Mapped[str | None] = mapped_column(Text)
     playlist_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -122,6 +128,7 @@ class BronzeScrapedArtist(Base):
             "source_url",
             "source_artist_id",
             "content_hash",
+            "fields_hash",
             name="uq_bronze_scraped_artists_identity",
             postgresql_nulls_not_distinct=True,
         ),
@@ -137,6 +144,8 @@ class BronzeScrapedArtist(Base):
     scraper_version: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[dict[str, Any]] = mapped_column(JSONB)
     content_hash: Mapped[str | None] = mapped_column(Text, _CONTENT_HASH)
+    # sha256 of every other stored field as received (db.bronze.fields_hash); NULL before 011.
+    fields_hash: Mapped[str | None] = mapped_column(Text)
     artist_name: Mapped[str] = mapped_column(Text)
     aliases: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     scraped_at: Mapped[dt.datetime] = created_at_column()

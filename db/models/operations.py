@@ -47,6 +47,8 @@ class IngestQuarantine(Base):
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
     received_via: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = created_at_column()
+    # 'message', or 'batch' for a whole batch that could not be read as one (not a list).
+    scope: Mapped[str] = mapped_column(Text, server_default=text("'message'"))
 
 
 

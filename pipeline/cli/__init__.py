@@ -29,6 +29,9 @@ def _register_optional_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from providers._http import install_log_redaction
+
+    install_log_redaction()  # every command, before anything logs: no credential in any line
     _register_optional_commands()
     app()
 

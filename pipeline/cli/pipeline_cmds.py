@@ -19,8 +19,17 @@ BATCH = 200
 
 
 def _lines(path: Path) -> list[bytes]:
-    # Bytes, not text: an invalid UTF-8 line must still reach quarantine byte for byte.
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
+    """The file's lines: LF-separated (a CR before the LF is dropped, CRLF files are fine).
+
+    Bytes, not text: an invalid UTF-8 line must still reach quarantine byte for byte. Not
+    ``splitlines()``: it also splits at a lone CR (and, on text, at U+2028/U+2029, form feeds...),
+    which are data inside a line (a raw CR between JSON tokens is valid JSON whitespace)."""
+    lines = path.read_bytes().split(b"\n")
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines if line.strip()]
+
+
+class BatchFailed(Exception):
+    """A batch of this ingest was quarantined whole (its run is ``failed``)."""
 
 
 def _tag_progress(tag: str) -> tuple[int, int, bool]:
@@ -40,17 +49,24 @@ def _send(messages: list[Any], tag: str, expected_runs: list[int]) -> None:
 
 
 def _runs_created(tag: str) -> int:
+    """Runs the batches of ``tag`` opened so far; raises :class:`BatchFailed` as soon as one
+    batch was quarantined whole, so ``--wait`` reports it at once instead of waiting it out."""
     from sqlalchemy import text
 
     from db.engine import session_scope
 
     with session_scope() as session:
-        return int(
-            session.execute(
-                text("SELECT count(*) FROM enrichment_pipeline_runs WHERE triggered_by = :t"),
-                {"t": tag},
-            ).scalar_one()
-        )
+        row = session.execute(
+            text(
+                "SELECT count(*) AS n, array_remove(array_agg(critical_errors[1])"
+                " FILTER (WHERE run_status = 'failed'), NULL) AS failed"
+                " FROM enrichment_pipeline_runs WHERE triggered_by = :t"
+            ),
+            {"t": tag},
+        ).one()
+    if row.failed:
+        raise BatchFailed("; ".join(row.failed[:3]))
+    return int(row.n)
 
 
 def run_ingest(messages: list[Any], tag: str, wait: bool, timeout_s: float) -> bool:
@@ -127,7 +143,12 @@ def ingest(
     tag = f"cli:{uuid.uuid4().hex[:12]}"
     console.print(f"{len(lines)} lines from {file} (runs tagged {tag})")
     started = time.time()
-    ok = run_ingest(list(lines), tag, wait, timeout)
+    try:
+        ok = run_ingest(list(lines), tag, wait, timeout)
+    except BatchFailed as exc:
+        _print_ingest_summary(tag, started)
+        console.print(f"[red]a batch was quarantined whole: {exc}[/red]")
+        raise typer.Exit(1) from None
     _print_ingest_summary(tag, started)
     if not ok:
         console.print("[red]timed out before every record reached silver/gold[/red]")

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.normalise.errors import InvalidValue
 
-__all__ = ["MAX_TEXT_LENGTH", "clean_text"]
+__all__ = ["MAX_TEXT_LENGTH", "clean_scraped", "clean_text"]
 
 MAX_TEXT_LENGTH = 1000
 # Refuse absurd inputs before doing O(n) Unicode work on them.
@@ -49,3 +49,14 @@ def clean_text(value: Any) -> str:
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidValue("text", value, f"longer than {MAX_TEXT_LENGTH} characters")
     return text
+
+
+def clean_scraped(value: str | None) -> str | None:
+    """A bronze text field (stored exactly as the scraper sent it) as silver and matching use it:
+    :func:`clean_text`, with None (and text that cleans to nothing) as None."""
+    if value is None:
+        return None
+    try:
+        return clean_text(value)
+    except InvalidValue:
+        return None

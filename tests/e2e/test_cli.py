@@ -70,11 +70,17 @@ def test_ingest_file_with_bad_lines(e2e_db: tuple[str, Engine], tmp_path: Path) 
         "track_title": "Energy",
         "raw_json": {"e2e": True},
     }
+    # Issue 15: a 5000-level line among them no longer loses the file; a raw CR between JSON
+    # tokens is data (the line is one valid envelope); CRLF line ends are tolerated.
+    deep = b'{"kind": "track", "raw_json": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with_cr = json.dumps(good | {"raw_json": {"e2e": "cr"}}).replace(", ", ",\r ", 3).encode()
     lines = [
         json.dumps(good).encode(),
         b"{not json",
         b"\xff\xfe not utf-8",
         b"",
+        deep,
+        with_cr + b"\r",
         json.dumps(good | {"artist_name": None}).encode(),
     ]
     path = tmp_path / "backfill.jsonl"
@@ -82,7 +88,7 @@ def test_ingest_file_with_bad_lines(e2e_db: tuple[str, Engine], tmp_path: Path) 
     db_url, engine = e2e_db
     result = _cli(["ingest", str(path), "--wait", "--timeout", "120"], db_url)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "quarantined: 3" in result.stderr
+    assert "quarantined: 4" in result.stderr
     with engine.connect() as conn:
         silver = conn.execute(
             text(
@@ -90,7 +96,14 @@ def test_ingest_file_with_bad_lines(e2e_db: tuple[str, Engine], tmp_path: Path) 
                 "ON b.id = s.bronze_id WHERE b.source = 'e2e-cli'"
             )
         ).scalar_one()
-    assert silver == 1
+        bronze = conn.execute(
+            text("SELECT count(*) FROM bronze_scraped_tracks WHERE source = 'e2e-cli'")
+        ).scalar_one()
+        deep_kept = conn.execute(
+            text("SELECT count(*) FROM ingest_quarantine WHERE raw_bytes = :b"), {"b": deep}
+        ).scalar_one()
+    assert silver == 1  # the CR line is the same recording: it joins the same silver row
+    assert bronze == 2 and deep_kept == 1
 
 
 def test_demo_small(e2e_db: tuple[str, Engine]) -> None:

@@ -86,6 +86,20 @@ def test_flower_requires_basic_auth(flower_with_auth: str) -> None:
 
 
 @pytest.mark.integration
+def test_flower_metrics_behind_auth_healthcheck_reveals_nothing(flower_with_auth: str) -> None:
+    """Issue 15: /metrics (task names, worker hosts) needs the credentials like every page
+    (upstream leaves it open, mher/flower#1129); /healthcheck stays open and says only OK."""
+    assert httpx.get(flower_with_auth + "/metrics", timeout=5).status_code == 401
+    bad = httpx.get(flower_with_auth + "/metrics", auth=("ops", "nope"), timeout=5)
+    assert bad.status_code == 401
+    ok = httpx.get(flower_with_auth + "/metrics", auth=("ops", "s3cret"), timeout=10)
+    assert ok.status_code == 200
+    assert "flower_" in ok.text  # the real Prometheus exposition, once authenticated
+    health = httpx.get(flower_with_auth + "/healthcheck", timeout=5)
+    assert (health.status_code, health.text) == (200, "OK")
+
+
+@pytest.mark.integration
 def test_flower_refuses_unauthenticated_public_address(redis_url: str) -> None:
     """FLOWER_ADDRESS=0.0.0.0 without credentials exits non-zero with a clear reason."""
     env = _flower_env(redis_url, FLOWER_ADDRESS="0.0.0.0", FLOWER_PORT=str(_free_port()))
