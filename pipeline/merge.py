@@ -28,8 +28,8 @@ from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
 from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, fold_to_genre, plausible_for, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
-from pipeline.plausibility import genres_of, plausible_bpm_winner, without_placeholders
 from pipeline.normalise.text import clean_scraped
+from pipeline.plausibility import genres_of, plausible_bpm_winner, without_placeholders
 from pipeline.quality import assess
 from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
