@@ -32,6 +32,7 @@ from db.models.operations import (
     IngestQuarantine,
     SilverTrackArtist,
 )
+from db.models.recovery import FailedWork, MaintenanceMark
 from db.models.silver import (
     SilverEnrichedArtist,
     SilverEnrichedPlaylist,
@@ -54,11 +55,13 @@ __all__ = [
     "EnrichmentPipelineRun",
     "EnrichmentProvider",
     "EnrichmentTransformation",
+    "FailedWork",
     "FieldProvenance",
     "GoldArtistAnalytics",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
     "IngestQuarantine",
+    "MaintenanceMark",
     "MetadataEnrichmentConfig",
     "PipelineReplayQueue",
     "ProviderPerformanceHistory",
