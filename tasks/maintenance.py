@@ -57,8 +57,9 @@ def check_provider_health() -> dict[str, str]:
         breaker = getattr(provider_instance(name), "breaker", None)
         if breaker is None:
             continue
-        state = str(getattr(breaker.state(), "value", breaker.state()))
-        states[name] = HEALTH_BY_STATE.get(state, "degraded")
+        # ``state`` is a property (it read ``breaker.state()`` once: a TypeError every run).
+        state = breaker.state
+        states[name] = HEALTH_BY_STATE.get(str(getattr(state, "value", state)), "degraded")
     with session_scope() as session:
         maintenance.update_provider_health(session, states)
     return states
