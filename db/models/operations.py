@@ -114,6 +114,7 @@ class EnrichmentLookup(Base):
     updated_at: Mapped[dt.datetime] = created_at_column()
     # 014: while a worker asks the provider (a re-sent duplicate message skips a leased lookup).
     leased_until: Mapped[dt.datetime | None] = mapped_column(TimestampTZ)
+    leased_by: Mapped[str | None] = mapped_column(Text)
 
 
 class SilverTrackArtist(Base):

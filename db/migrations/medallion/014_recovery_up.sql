@@ -6,6 +6,8 @@
 --     message never asks the provider a second time while the first is still at it;
 --   * maintenance_marks: when the gold views were last refreshed (a lost refresh_views message
 --     is re-derived from it) and when the last sweep ran.
+--   * indexes the sweeper's reconcilers need: bronze playlists and artists by arrival (BRIN: both
+--     tables are append-only), silver artists by the bronze ids they were built from (GIN).
 -- Needs 006. Re-runnable.
 CREATE TABLE IF NOT EXISTS failed_work (
     id          UUID        NOT NULL DEFAULT gen_random_uuid(),
@@ -31,3 +33,12 @@ CREATE TABLE IF NOT EXISTS maintenance_marks (
     at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_maintenance_marks PRIMARY KEY (name)
 );
+
+ALTER TABLE enrichment_lookups ADD COLUMN IF NOT EXISTS leased_by TEXT;
+
+CREATE INDEX IF NOT EXISTS ix_bronze_scraped_playlists_created_at
+    ON bronze_scraped_playlists USING brin (created_at);
+CREATE INDEX IF NOT EXISTS ix_bronze_scraped_artists_created_at
+    ON bronze_scraped_artists USING brin (created_at);
+CREATE INDEX IF NOT EXISTS ix_silver_enriched_artists_bronze_ids
+    ON silver_enriched_artists USING gin (bronze_ids);
