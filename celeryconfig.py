@@ -42,6 +42,18 @@ task_track_started = True
 worker_send_task_events = True  # Flower shows live task state
 task_send_sent_event = True
 broker_connection_retry_on_startup = True
+# Keep reconnecting for ever (the default gives up after 100 tries): a worker outlives a broker
+# outage of any length, and a supervisor restarts it if it exits anyway (README, issue 20).
+broker_connection_max_retries = None
+# A publish (a hand-off after commit) waits for a restarting broker for up to ~40 s instead of
+# ~1 s; if it still fails, the task retries, and the sweeper re-derives the hand-off anyway.
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": 10,
+    "interval_start": 0.5,
+    "interval_step": 1.0,
+    "interval_max": 5.0,
+}
 # With acks_late on Redis, an unacknowledged message is redelivered after the visibility timeout.
 # It must exceed the longest task; the chaos tests shorten it to see redelivery quickly.
 broker_transport_options: dict[str, object] = {
@@ -82,6 +94,10 @@ task_routes = {
     "tasks.replay.*": {"queue": "replay", "routing_key": "replay"},
 }
 
+#: How often the sweeper runs (issue 20: healing within about a minute). Sweeps never overlap
+#: (an advisory lock); one not started within its interval expires rather than pile up.
+SWEEP_INTERVAL_S = float(os.environ.get("SONGNODES_SWEEP_INTERVAL_S", "60"))
+
 beat_schedule = {
     "provider-performance-rollup-nightly": {
         "task": "tasks.maintenance.rollup_provider_performance",
@@ -105,7 +121,8 @@ beat_schedule = {
     },
     "sweep-stalled-records": {
         "task": "tasks.maintenance.sweep_stalled",
-        "schedule": 300.0,
+        "schedule": SWEEP_INTERVAL_S,
+        "options": {"expires": SWEEP_INTERVAL_S},
     },
     "reap-stuck-runs": {
         "task": "tasks.maintenance.reap_stuck_runs",

@@ -22,6 +22,7 @@ from typing import Any
 from celery import Task
 from celery.utils.log import get_task_logger
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.engine import session_scope
 from pipeline.enrich import LookupInput, LookupOutcome, Next, lookup_inputs, record_outcomes
@@ -29,6 +30,7 @@ from pipeline.scraper_providers import SCRAPER_PROVIDERS, ScraperProvider
 from providers.base import HttpProvider
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
 from tasks.app import app
+from tasks.base import db_retry
 from tasks.dispatch import dispatch
 
 __all__ = [
@@ -125,6 +127,17 @@ def _countdown(exc: ProviderError, retries: int) -> float:
 
 
 def _call(client: Any, li: LookupInput) -> Any:
+    try:
+        return _ask(client, li)
+    except (OperationalError, InterfaceError) as exc:
+        # Stored replay and scraper providers read PostgreSQL: a restart is a transient error
+        # to retry, not an answer to record as failed.
+        raise TransientError(
+            f"database unavailable: {type(exc).__name__}", provider=li.provider
+        ) from exc
+
+
+def _ask(client: Any, li: LookupInput) -> Any:
     if li.replay_mode == "stored":
         # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
         from pipeline.replay import stored_lookup
@@ -158,6 +171,8 @@ def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
         try:
             with session.begin_nested():
                 return record_outcomes(session, outcomes, attempts)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away, not a bad row: the caller retries the whole batch
         except Exception:
             log.exception("batch record of %d lookups failed; recording one by one", len(outcomes))
         nxt = Next()
@@ -165,6 +180,8 @@ def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
             try:
                 with session.begin_nested():
                     nxt.extend(record_outcomes(session, [o], attempts))
+            except (OperationalError, InterfaceError):
+                raise
             except Exception as exc:
                 log.exception("recording %s for job %s failed", o.li.provider, o.li.job_id)
                 with session.begin_nested():
@@ -242,13 +259,39 @@ def run_lookups(
     return batch
 
 
+#: A lookup being asked is leased this long (the task's soft time limit): a duplicate message
+#: skips it meanwhile; a redelivery of the same message (same task id) takes the lease over.
+LEASE_S = float(os.environ.get("SONGNODES_TASK_SOFT_TIME_LIMIT", "540"))
+
+
+def _leased_inputs(job_ids: list[str], provider: str, holder: str) -> list[LookupInput]:
+    from pipeline.recovery import lease_lookups
+
+    with session_scope() as session:
+        # A job whose lookup is already answered (a redelivered message) yields None; one that
+        # another message is asking right now is not leased to this one.
+        leased = lease_lookups(session, job_ids, provider, holder, LEASE_S)
+        return lookup_inputs(session, [j for j in job_ids if j in leased], provider)
+
+
+def _release(job_ids: list[str], provider: str, holder: str, seconds: float) -> None:
+    from pipeline.recovery import release_lookups
+
+    with session_scope() as session:
+        release_lookups(session, job_ids, provider, holder, seconds)
+
+
 @app.task(bind=True, name="tasks.enrich.lookup", max_retries=MAX_LOOKUP_RETRIES)
 def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
-    """Ask ``provider`` about each job; record answers; plan next rounds or merges."""
-    client = provider_instance(provider)
-    with session_scope() as session:
-        # A job whose lookup is already answered (a redelivered message) yields None.
-        inputs = lookup_inputs(session, job_ids, provider)
+    """Ask ``provider`` about each job; record answers; plan next rounds or merges.
+
+    Database steps retry in process (``db_retry``) while PostgreSQL restarts: before asking,
+    nothing is lost by waiting; after asking, the answers are held in memory until they are
+    recorded, so a provider is not asked (and paid) twice for a database restart (issue 20).
+    """
+    client = db_retry(provider_instance, provider)
+    holder = str(self.request.id or f"local-{os.getpid()}")
+    inputs = db_retry(_leased_inputs, [str(j) for j in job_ids], provider, holder)
     attempts = self.request.retries + 1
     with _batched(client, inputs):
         batch = run_lookups(
@@ -257,13 +300,17 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
             attempts=attempts,
             can_retry=self.request.retries < MAX_LOOKUP_RETRIES,
         )
-    dispatch(_record(batch.outcomes, attempts))
+    dispatch(db_retry(_record, batch.outcomes, attempts))
     if batch.retry_ids:
         error = batch.retry_error
         assert error is not None  # a job is only left for retry because of an error
+        countdown = _countdown(error, self.request.retries)
+        # Hold the lease through the countdown (the retry keeps this task id); if the retry
+        # message is lost, the lease runs out and the sweeper sends the lookup again.
+        db_retry(_release, batch.retry_ids, provider, holder, countdown + 30)
         raise self.retry(
             args=(provider, batch.retry_ids),
-            countdown=_countdown(error, self.request.retries),
+            countdown=countdown,
             exc=error,
         ) from error
     return {"looked_up": sum(1 for o in batch.outcomes if o.error is None)}

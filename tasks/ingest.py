@@ -14,7 +14,6 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from db.engine import session_scope
@@ -23,6 +22,7 @@ from pipeline.ingest import RawMessage, ingest_messages
 from pipeline.merge import upsert_artist
 from pipeline.runs import finish_run_if_done, start_run
 from tasks.app import app
+from tasks.base import TRANSIENT_ERRORS
 from tasks.dispatch import dispatch
 
 __all__ = ["ingest_batch", "ingest_envelope"]
@@ -32,7 +32,7 @@ log = get_task_logger(__name__)
 
 @app.task(
     name="tasks.ingest.ingest_batch",
-    autoretry_for=(OperationalError,),
+    autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_jitter=True,
     max_retries=10,
@@ -58,7 +58,13 @@ def ingest_batch(
     return summary
 
 
-@app.task(name="tasks.ingest.ingest_envelope")
+@app.task(
+    name="tasks.ingest.ingest_envelope",
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=10,
+)
 def ingest_envelope(envelope: RawMessage, triggered_by: str = "scraper") -> dict[str, Any]:
     """One envelope (a dict, or its JSON text)."""
     summary: dict[str, Any] = ingest_batch.run([envelope], triggered_by=triggered_by)
