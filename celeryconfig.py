@@ -22,6 +22,15 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+
+def transport_for(url: str) -> str | None:
+    """kombu's Redis transport with the reconnect fix (tasks/kombu_redis.py) for redis:// URLs;
+    None (the URL's own transport) for anything else."""
+    return "tasks.kombu_redis:Transport" if url.split("://", 1)[0] == "redis" else None
+
+
+broker_transport = transport_for(broker_url)
 result_backend = os.environ.get("CELERY_RESULT_BACKEND") or None
 task_ignore_result = result_backend is None
 
