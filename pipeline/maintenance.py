@@ -190,11 +190,15 @@ def sweep_stalled(
     # a lookup leased by a worker that is still asking it is left alone (issue 20).
     for job_id, provider in session.execute(
         text("""
-            UPDATE enrichment_lookups l SET updated_at = now()
+            UPDATE enrichment_lookups l SET updated_at = now(), leased_until = NULL,
+                   leased_by = NULL
             FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
             WHERE l.job_id = j.id AND r.run_type <> 'replay'
-              AND l.status = 'pending' AND l.updated_at < now() - make_interval(secs => :s)
-              AND (l.leased_until IS NULL OR l.leased_until < now())
+              AND l.status = 'pending'
+              -- never leased and old enough; or leased and the lease ran out (its worker died,
+              -- or its retry message was lost): either way the work is lost.
+              AND ((l.leased_until IS NULL AND l.updated_at < now() - make_interval(secs => :s))
+                   OR l.leased_until < now())
               AND l.provider <> ALL(CAST(:busy AS text[]))
             RETURNING l.job_id, l.provider"""),
         params,

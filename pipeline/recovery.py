@@ -34,6 +34,7 @@ __all__ = [
     "orphan_artists",
     "record_failed_work",
     "release_lookups",
+    "renew_leases",
     "stalled_playlists",
     "stalled_replays",
     "try_sweep_lock",
@@ -103,6 +104,20 @@ def release_lookups(
 ) -> None:
     """Keep ``holder``'s lease only ``seconds`` more (its retry's countdown): if that retry
     message is lost, the lease runs out and the sweeper sends the lookup again."""
+    if job_ids:
+        session.execute(
+            text("""
+                UPDATE enrichment_lookups SET leased_until = now() + make_interval(secs => :s)
+                WHERE job_id = ANY(CAST(:jobs AS uuid[])) AND provider = :p AND leased_by = :h
+                  AND status = 'pending'"""),
+            {"jobs": list(job_ids), "p": provider, "h": holder, "s": float(seconds)},
+        )
+
+
+def renew_leases(
+    session: Session, job_ids: Sequence[str], provider: str, holder: str, seconds: float
+) -> None:
+    """Extend ``holder``'s leases on the still-pending lookups (a heartbeat while it asks)."""
     if job_ids:
         session.execute(
             text("""

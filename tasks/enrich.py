@@ -259,9 +259,44 @@ def run_lookups(
     return batch
 
 
-#: A lookup being asked is leased this long (the task's soft time limit): a duplicate message
-#: skips it meanwhile; a redelivery of the same message (same task id) takes the lease over.
-LEASE_S = float(os.environ.get("SONGNODES_TASK_SOFT_TIME_LIMIT", "540"))
+#: A lookup being asked is leased for this long, renewed every third of it while the task
+#: runs: a duplicate message skips it meanwhile, a redelivery of the same message (same task
+#: id) takes the lease over, and if the worker dies the lease runs out within this time and the
+#: sweeper sends the lookup again (an expired lease is the sign of lost work).
+LEASE_S = float(os.environ.get("SONGNODES_LOOKUP_LEASE_S", "30"))
+
+
+class _LeaseHeartbeat:
+    """Renews ``holder``'s leases every ``LEASE_S / 3`` from a thread while the lookups run.
+
+    A thread, not a Celery timer: the task blocks in provider calls. A renewal that fails (the
+    database is away) is skipped; the worst case is a lease running out and a duplicate ask.
+    """
+
+    def __init__(self, job_ids: list[str], provider: str, holder: str) -> None:
+        self.args = (job_ids, provider, holder)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        from pipeline.recovery import renew_leases
+
+        while not self._stop.wait(LEASE_S / 3):
+            try:
+                with session_scope() as session:
+                    renew_leases(session, *self.args, LEASE_S)
+            except Exception:
+                log.warning("lease renewal failed", exc_info=True)
+
+    def __enter__(self) -> _LeaseHeartbeat:
+        if self.args[0]:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
 def _leased_inputs(job_ids: list[str], provider: str, holder: str) -> list[LookupInput]:
@@ -293,7 +328,7 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
     holder = str(self.request.id or f"local-{os.getpid()}")
     inputs = db_retry(_leased_inputs, [str(j) for j in job_ids], provider, holder)
     attempts = self.request.retries + 1
-    with _batched(client, inputs):
+    with _LeaseHeartbeat([li.job_id for li in inputs], provider, holder), _batched(client, inputs):
         batch = run_lookups(
             lambda li: _call(client, li),
             inputs,

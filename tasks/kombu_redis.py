@@ -9,7 +9,13 @@ errors celery's ``ignore_errors`` swallows, so the worker logs ``Unrecoverable e
 exits. It happens whenever the channel holds unacked messages at the moment of the loss (a
 prefetched or running task), so in roughly one reconnect in three under load.
 
-The fix: when the connection has been collected, skip the restore. Nothing is lost: with the
+The same collected connection also breaks acknowledging a task that finished after the loss
+(``Message.ack -> QoS.ack -> _connparams``: ``'NoneType' object has no attribute 'client'``),
+with the same result.
+
+The fix: when the connection has been collected, skip the restore, and make any other use of
+the dead channel raise a redis ``ConnectionError`` (one of the transport's connection errors,
+which celery handles: a failed ack is logged and the message redelivered). Nothing is lost: with the
 Redis transport, every delivered message stays in the ``unacked`` hash until it is acked, and
 any consumer's ``restore_visible`` puts it back on its queue after the visibility timeout; the
 sweeper re-derives the work from PostgreSQL in the meantime. Restoring "through" a collected
@@ -24,14 +30,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.transport import redis
+import redis.exceptions
+from kombu.transport import redis as kombu_redis
 
 __all__ = ["Channel", "QoS", "Transport"]
 
 
-class QoS(redis.QoS):
+def _collected(channel: Any) -> bool:
+    return getattr(getattr(channel, "connection", None), "client", None) is None
+
+
+class QoS(kombu_redis.QoS):
     def restore_unacked(self, client: Any = None) -> Any:
-        if client is None and getattr(self.channel.connection, "client", None) is None:
+        if client is None and _collected(self.channel):
             # Collected connection (see the module docstring): leave the messages in the
             # unacked hash for restore_visible, and forget them here.
             self._delivered.clear()
@@ -39,9 +50,16 @@ class QoS(redis.QoS):
         return super().restore_unacked(client)
 
 
-class Channel(redis.Channel):
+class Channel(kombu_redis.Channel):
     QoS = QoS
 
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if _collected(self):
+            raise redis.exceptions.ConnectionError(
+                "the broker connection of this channel was closed after a connection loss"
+            )
+        return super()._connparams(asynchronous=asynchronous)
 
-class Transport(redis.Transport):
+
+class Transport(kombu_redis.Transport):
     Channel = Channel

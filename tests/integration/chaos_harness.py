@@ -273,6 +273,7 @@ def chaos_run(
     offset: int = 0,
     faults: tuple[str, ...] = ("worker", "broker", "postgres"),
     timeout: float = 240,
+    latency_ms: float = 150,
 ) -> ChaosResult:
     """Ingest, inject ``faults`` in order, wait for the pipeline to heal; see the module doc."""
     from tasks.app import app
@@ -289,6 +290,10 @@ def chaos_run(
     tag = uuid.uuid4().hex[:8]
     like = f"https://example.test/{tag}/%"
     before = sandbox.stats().get("requests", {})
+    from providers.registry import available_providers
+
+    for name in available_providers():  # work in flight when the faults come
+        sandbox.configure(name, latency_ms=latency_ms)
     workers: list[WorkerProcess] = []
     beat = _start_beat(env, workdir)
     died = 0
@@ -309,7 +314,10 @@ def chaos_run(
             if s is not None and check(s):
                 return
             time.sleep(0.5)
-        raise AssertionError(f"chaos run {tag}: timed out waiting for {what}: {state()}")
+        raise AssertionError(
+            f"chaos run {tag}: timed out waiting for {what}: {state()}; open work: "
+            f"{_open_work(engine)}"
+        )
 
     try:
         current = new_worker()
@@ -354,12 +362,31 @@ def chaos_run(
             failed_work=int(dup.failed_work),
         )
     finally:
+        for name in available_providers():
+            sandbox.configure(name, latency_ms=0)
         for w in workers:
             w.stop()
         beat.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             beat.wait(10)
         engine.dispose()
+
+
+def _open_work(engine: Engine) -> list[Any]:
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text("""
+                    SELECT j.status, j.updated_at, l.provider, l.status, l.leased_until,
+                           l.updated_at, now()
+                    FROM enrichment_jobs j LEFT JOIN enrichment_lookups l ON l.job_id = j.id
+                    WHERE j.status IN ('enriching', 'merging') LIMIT 10""")
+                )
+            ]
+    except DBAPIError:
+        return []
 
 
 def _start_beat(env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:

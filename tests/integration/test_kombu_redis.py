@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -74,3 +75,35 @@ def test_celeryconfig_selects_the_workaround_for_redis() -> None:
 
     assert celeryconfig.transport_for("redis://127.0.0.1:6379/0") == "tasks.kombu_redis:Transport"
     assert celeryconfig.transport_for("amqp://guest:guest@127.0.0.1:5672//") is None
+
+
+def _ack_after_collect(server: PrivateRedis, transport: str | None) -> tuple[Connection, Any]:
+    """Ack, after the loss, a message delivered before it (a task that finished late)."""
+    queue = f"kombu-defect-{uuid.uuid4().hex[:8]}"
+    conn = Connection(f"{server.url}/0", transport=transport)
+    with conn.Producer() as producer:
+        producer.publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    channel = conn.channel()
+    message = channel.basic_get(queue, no_ack=False)
+    assert message is not None
+    # What the cut-short close and collect() leave behind: pools dropped, no transport.
+    channel._disconnect_pools()
+    conn.transport.client = None
+    channel.connection = None
+    return conn, message
+
+
+def test_stock_transport_cannot_ack_after_collect(private_redis: PrivateRedis) -> None:
+    _, message = _ack_after_collect(private_redis, None)
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'client'"):
+        message.ack()
+
+
+def test_workaround_ack_after_collect_is_a_connection_error(private_redis: PrivateRedis) -> None:
+    """A connection error, which celery's ``ack_log_error`` logs and survives; the message
+    stays unacked in Redis and is redelivered after the visibility timeout."""
+    conn, message = _ack_after_collect(private_redis, "tasks.kombu_redis:Transport")
+    with pytest.raises(conn.connection_errors):
+        message.ack()
+    client = redis_lib.Redis.from_url(f"{private_redis.url}/0")
+    assert client.hlen("unacked") == 1
