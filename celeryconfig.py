@@ -85,14 +85,49 @@ PROVIDER_QUEUES = (
     "scrapers",
 )
 
-_default = Exchange("songnodes", type="direct")
+def is_amqp(url: str) -> bool:
+    """A RabbitMQ broker URL (``amqp://``, ``pyamqp://``, ``amqps://``)."""
+    return url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps")
+
+
+def queues_for(url: str) -> list[Queue]:
+    """Every queue the pipeline uses, declared the way the broker at ``url`` keeps them safe.
+
+    RabbitMQ (issue 20, durable intake): durable quorum queues (replicated, on disk; they
+    survive a broker restart with their messages) on a durable topic exchange (celery's
+    native delayed delivery, which countdown retries need on quorum queues, refuses direct
+    exchanges; exact routing keys make topic behave as direct). Messages are persistent
+    (celery's default) and publishes confirmed (``confirm_publish`` below).
+    Redis: the direct exchange as before (durability comes from AOF ``appendfsync always``).
+    """
+    names = [
+        *("default", "ingest", "merge", "gold", "maintenance", "replay"),
+        *(f"provider.{p}" for p in PROVIDER_QUEUES),
+    ]
+    if is_amqp(url):
+        exchange = Exchange("songnodes.topic", type="topic", durable=True)
+        return [
+            Queue(n, exchange, routing_key=n, durable=True,
+                  queue_arguments={"x-queue-type": "quorum"})
+            for n in names
+        ]
+    exchange = Exchange("songnodes", type="direct")
+    return [Queue(n, exchange, routing_key=n) for n in names]
+
+
+task_queues = queues_for(broker_url)
 task_default_queue = "default"
-task_default_exchange = "songnodes"
 task_default_routing_key = "default"
-task_queues = [
-    Queue(name, _default, routing_key=name)
-    for name in ("default", "ingest", "merge", "gold", "maintenance", "replay")
-] + [Queue(f"provider.{p}", _default, routing_key=f"provider.{p}") for p in PROVIDER_QUEUES]
+if is_amqp(broker_url):
+    task_default_exchange = "songnodes.topic"
+    task_default_exchange_type = "topic"
+    task_default_queue_type = "quorum"
+    worker_detect_quorum_queues = True
+    # Publisher confirms: apply_async returns only once RabbitMQ has the message (on disk for
+    # a quorum queue), so an acknowledged hand-off survives a broker crash.
+    broker_transport_options = {"confirm_publish": True}
+else:
+    task_default_exchange = "songnodes"
 
 # Lookups are routed per call (``queue=provider.<name>``) because the provider is an argument.
 task_routes = {

@@ -128,6 +128,8 @@ class ChaosResult:
     provider_calls_twice: int
     workers_died: int
     failed_work: int
+    provider_requests: int = 0
+    recorded_calls: int = 0
 
 
 @contextlib.contextmanager
@@ -289,7 +291,7 @@ def chaos_run(
     engine = create_engine(stack.db_url, pool_pre_ping=True)
     tag = uuid.uuid4().hex[:8]
     like = f"https://example.test/{tag}/%"
-    before = sandbox.stats().get("requests", {})
+    before = _requests(sandbox)
     from providers.registry import available_providers
 
     for name in available_providers():  # work in flight when the faults come
@@ -348,8 +350,7 @@ def chaos_run(
             died += 1
         final = state()
         dup = _q(engine, DUPLICATES_SQL)
-        after = sandbox.stats().get("requests", {})
-        asked = sum(after.values()) - sum(before.values())
+        asked = _requests(sandbox) - before
         return ChaosResult(
             broker=broker_name,
             tracks=expected,
@@ -360,6 +361,8 @@ def chaos_run(
             provider_calls_twice=max(0, asked - int(dup.recorded_calls)),
             workers_died=died,
             failed_work=int(dup.failed_work),
+            provider_requests=asked,
+            recorded_calls=int(dup.recorded_calls),
         )
     finally:
         for name in available_providers():
@@ -370,6 +373,11 @@ def chaos_run(
         with contextlib.suppress(subprocess.TimeoutExpired):
             beat.wait(10)
         engine.dispose()
+
+
+def _requests(sandbox: Any) -> int:
+    """Requests the sandbox answered so far, all providers."""
+    return sum(int(v.get("requests", 0)) for v in sandbox.stats().values())
 
 
 def _open_work(engine: Engine) -> list[Any]:
