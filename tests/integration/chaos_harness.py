@@ -49,11 +49,21 @@ class PrivateRabbit:
     """A RabbitMQ node of our own (own node name, ports, data dir, no plugins), SIGKILLable."""
 
     def __init__(self, workdir: Path) -> None:
+        import pwd
+        import shutil
+
         self.port = free_port()
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # Its own directory under /tmp: run as root, rabbitmq-server drops to the rabbitmq user,
+        # which must own it (a pytest tmp_path under root's 0700 directories would not do).
+        self.dir = Path(tempfile.mkdtemp(prefix="sn-chaos-rabbit-"))
+        del workdir
         self.name = f"sn-chaos-{uuid.uuid4().hex[:6]}@localhost"
         (self.dir / "enabled_plugins").write_text("[].\n")
+        if os.geteuid() == 0:
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam("rabbitmq")
+                for path in (self.dir, self.dir / "enabled_plugins"):
+                    shutil.chown(path, "rabbitmq", "rabbitmq")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +112,10 @@ class PrivateRabbit:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        import shutil
+
         self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def use_broker(app: Any, url: str, options: dict[str, Any]) -> None:
@@ -115,6 +128,15 @@ def use_broker(app: Any, url: str, options: dict[str, Any]) -> None:
     app.conf.broker_url = url
     app.conf.broker_transport = celeryconfig.transport_for(url)
     app.conf.broker_transport_options = options
+    # Queues, exchange and queue type follow the broker (quorum queues on RabbitMQ), as a
+    # process started with that CELERY_BROKER_URL would have them.
+    amqp = celeryconfig.is_amqp(url)
+    app.conf.task_queues = celeryconfig.queues_for(url)
+    app.conf.task_default_exchange = "songnodes.topic" if amqp else "songnodes"
+    app.conf.task_default_exchange_type = "topic" if amqp else "direct"
+    app.conf.task_default_queue_type = "quorum" if amqp else "classic"
+    for cached in ("queues", "default_queue", "router", "default_exchange"):
+        app.amqp.__dict__.pop(cached, None)
 
 
 @dataclass
@@ -398,16 +420,16 @@ def _open_work(engine: Engine) -> list[Any]:
 
 
 def _start_beat(env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
-    log = (workdir / "beat.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "WARNING",
-         "--schedule", str(workdir / "beat-schedule")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (workdir / "beat.log").open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "WARNING",
+             "--schedule", str(workdir / "beat-schedule")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
