@@ -238,3 +238,32 @@ def test_lost_replay_chunks_are_resent(worker: Any, engine: Engine) -> None:
         return status() == "completed"
 
     wait_for(done, 90, "the replay completed after the sweep")
+
+
+def test_ingest_wait_resends_batches_the_broker_lost(
+    worker: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``songnodes ingest --wait`` (its intake phase, ``_Resender``): batches lost in the broker
+    before any worker saw them are sent again once nothing arrives for the re-send delay, and
+    every record reaches bronze exactly once."""
+    from pipeline.cli import pipeline_cmds
+
+    monkeypatch.setattr(pipeline_cmds, "RESEND_AFTER_S", 1.0)
+    tag = f"handoff-intake:{uuid.uuid4().hex[:8]}"
+    envelopes = _envelopes(tag, 6, offset=560)
+    batches = [envelopes[:3], envelopes[3:]]
+    sent = [0]
+    with _not_consumed(["ingest"]):
+        for batch in batches:
+            pipeline_cmds._send(batch, tag, sent)
+        wait_for(lambda: _waiting(["ingest"]) == 2, 30, "both batches waiting")
+        assert _lose(["ingest"]) == 2, "the broker lost both batches"
+    resender = pipeline_cmds._Resender(tag, batches, sent)
+    wait_for(lambda: resender.read()[2], 60, "every batch ingested after the re-send")
+    assert sent[0] == 4, "each batch sent twice: once lost, once re-sent"
+    with engine.connect() as conn:
+        bronze = conn.execute(
+            text("SELECT count(*) FROM bronze_scraped_tracks WHERE source_url LIKE :u"),
+            {"u": f"https://example.test/handoff/{tag}/%"},
+        ).scalar_one()
+    assert bronze == 6
