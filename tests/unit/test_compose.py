@@ -180,7 +180,7 @@ def test_compose_cli_validates_the_file() -> None:
         [*argv, "--services"], env=env | {"FLOWER_BASIC_AUTH": "ops:secret"},
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
-    assert set(services.stdout.split()) == SERVICES - {"rabbitmq"}  # profiles: off by default
+    assert set(services.stdout.split()) == SERVICES
     refused = subprocess.run([*argv, "-q"], env=env, capture_output=True, text=True, cwd=ROOT)
     assert refused.returncode != 0
     assert "FLOWER_BASIC_AUTH" in refused.stderr
