@@ -60,7 +60,10 @@ def test_redis_broker_and_postgres_restarts_heal(
         # Short form for CI: shorter leases and sweep interval than the defaults, so the killed
         # worker's leases run out and the next sweep comes sooner (docs/operations.md has the
         # long form's figures with the defaults).
-        env = restore_broker | {"SONGNODES_LOOKUP_LEASE_S": "10", "SONGNODES_SWEEP_INTERVAL_S": "15"}
+        env = restore_broker | {
+            "SONGNODES_LOOKUP_LEASE_S": "10",
+            "SONGNODES_SWEEP_INTERVAL_S": "15",
+        }
         _check(
             chaos_run(stack, env, sandbox, tmp_path, tracks=20, setlists=1),
             asked_twice=True,
