@@ -23,7 +23,7 @@ import redis.exceptions
 from celery import Task
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import InterfaceError, OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 __all__ = ["DB_ERRORS", "DB_RETRY_S", "TRANSIENT_ERRORS", "RecoverableTask", "db_retry"]
 
@@ -49,10 +49,10 @@ REPUBLISH_AFTER_S = float(os.environ.get("SONGNODES_REPUBLISH_AFTER_S", "60"))
 
 def db_retry(fn: Any, *args: Any, stop_after_s: float | None = None, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, retried on database connection errors with jittered backoff
-    (0.5 s doubling to 10 s) for up to ``stop_after_s`` (default ``DB_RETRY_S``)."""
+    (random waits up to 0.5 s doubling to 10 s) for up to ``stop_after_s`` (``DB_RETRY_S``)."""
     for attempt in Retrying(
         retry=retry_if_exception_type(DB_ERRORS),
-        wait=wait_exponential_jitter(initial=0.5, max=10),
+        wait=wait_random_exponential(multiplier=0.5, max=10),
         stop=stop_after_delay(DB_RETRY_S if stop_after_s is None else stop_after_s),
         reraise=True,
     ):
