@@ -22,6 +22,15 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+
+def transport_for(url: str) -> str | None:
+    """kombu's Redis transport with the reconnect fix (tasks/kombu_redis.py) for redis:// URLs;
+    None (the URL's own transport) for anything else."""
+    return "tasks.kombu_redis:Transport" if url.split("://", 1)[0] == "redis" else None
+
+
+broker_transport = transport_for(broker_url)
 result_backend = os.environ.get("CELERY_RESULT_BACKEND") or None
 task_ignore_result = result_backend is None
 
@@ -42,6 +51,18 @@ task_track_started = True
 worker_send_task_events = True  # Flower shows live task state
 task_send_sent_event = True
 broker_connection_retry_on_startup = True
+# Keep reconnecting for ever (the default gives up after 100 tries): a worker outlives a broker
+# outage of any length, and a supervisor restarts it if it exits anyway (README, issue 20).
+broker_connection_max_retries = None
+# A publish (a hand-off after commit) waits for a restarting broker for up to ~40 s instead of
+# ~1 s; if it still fails, the task retries, and the sweeper re-derives the hand-off anyway.
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": 10,
+    "interval_start": 0.5,
+    "interval_step": 1.0,
+    "interval_max": 5.0,
+}
 # With acks_late on Redis, an unacknowledged message is redelivered after the visibility timeout.
 # It must exceed the longest task; the chaos tests shorten it to see redelivery quickly.
 broker_transport_options: dict[str, object] = {
@@ -64,14 +85,49 @@ PROVIDER_QUEUES = (
     "scrapers",
 )
 
-_default = Exchange("songnodes", type="direct")
+def is_amqp(url: str) -> bool:
+    """A RabbitMQ broker URL (``amqp://``, ``pyamqp://``, ``amqps://``)."""
+    return url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps")
+
+
+def queues_for(url: str) -> list[Queue]:
+    """Every queue the pipeline uses, declared the way the broker at ``url`` keeps them safe.
+
+    RabbitMQ (issue 20, durable intake): durable quorum queues (replicated, on disk; they
+    survive a broker restart with their messages) on a durable topic exchange (celery's
+    native delayed delivery, which countdown retries need on quorum queues, refuses direct
+    exchanges; exact routing keys make topic behave as direct). Messages are persistent
+    (celery's default) and publishes confirmed (``confirm_publish`` below).
+    Redis: the direct exchange as before (durability comes from AOF ``appendfsync always``).
+    """
+    names = [
+        *("default", "ingest", "merge", "gold", "maintenance", "replay"),
+        *(f"provider.{p}" for p in PROVIDER_QUEUES),
+    ]
+    if is_amqp(url):
+        exchange = Exchange("songnodes.topic", type="topic", durable=True)
+        return [
+            Queue(n, exchange, routing_key=n, durable=True,
+                  queue_arguments={"x-queue-type": "quorum"})
+            for n in names
+        ]
+    exchange = Exchange("songnodes", type="direct")
+    return [Queue(n, exchange, routing_key=n) for n in names]
+
+
+task_queues = queues_for(broker_url)
 task_default_queue = "default"
-task_default_exchange = "songnodes"
 task_default_routing_key = "default"
-task_queues = [
-    Queue(name, _default, routing_key=name)
-    for name in ("default", "ingest", "merge", "gold", "maintenance", "replay")
-] + [Queue(f"provider.{p}", _default, routing_key=f"provider.{p}") for p in PROVIDER_QUEUES]
+if is_amqp(broker_url):
+    task_default_exchange = "songnodes.topic"
+    task_default_exchange_type = "topic"
+    task_default_queue_type = "quorum"
+    worker_detect_quorum_queues = True
+    # Publisher confirms: apply_async returns only once RabbitMQ has the message (on disk for
+    # a quorum queue), so an acknowledged hand-off survives a broker crash.
+    broker_transport_options = {"confirm_publish": True}
+else:
+    task_default_exchange = "songnodes"
 
 # Lookups are routed per call (``queue=provider.<name>``) because the provider is an argument.
 task_routes = {
@@ -81,6 +137,10 @@ task_routes = {
     "tasks.maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
     "tasks.replay.*": {"queue": "replay", "routing_key": "replay"},
 }
+
+#: How often the sweeper runs (issue 20: healing within about a minute). Sweeps never overlap
+#: (an advisory lock); one not started within its interval expires rather than pile up.
+SWEEP_INTERVAL_S = float(os.environ.get("SONGNODES_SWEEP_INTERVAL_S", "60"))
 
 beat_schedule = {
     "provider-performance-rollup-nightly": {
@@ -105,7 +165,8 @@ beat_schedule = {
     },
     "sweep-stalled-records": {
         "task": "tasks.maintenance.sweep_stalled",
-        "schedule": 300.0,
+        "schedule": SWEEP_INTERVAL_S,
+        "options": {"expires": SWEEP_INTERVAL_S},
     },
     # issue 18: alert rules (thresholds in alert_rules); a cron'd `songnodes alerts` does the same.
     "evaluate-alerts": {

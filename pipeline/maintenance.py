@@ -7,6 +7,7 @@ the period's unique key), so beat may fire late, twice, or be re-run by hand.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import text
@@ -17,6 +18,7 @@ from pipeline.enrich import Next
 __all__ = [
     "compute_data_quality_metrics",
     "reap_stuck_runs",
+    "resend_stuck_runs",
     "rollup_provider_performance",
     "stale_gold",
     "sweep_stalled",
@@ -185,28 +187,69 @@ def stale_gold(session: Session, older_than_s: int = 600, limit: int = 5000) -> 
     return [str(r[0]) for r in rows]
 
 
-def sweep_stalled(session: Session, older_than_s: int = 600) -> tuple[Next, list[str]]:
+def sweep_stalled(
+    session: Session,
+    older_than_s: int = 600,
+    *,
+    busy_providers: Collection[str] = (),
+    merges_busy: bool = False,
+) -> tuple[Next, list[str]]:
     """Re-enqueue work whose message was lost: pending lookups and unmerged jobs older than the
     timeout, plus bronze tracks that never got a job. Returns (work to dispatch, bronze ids
-    without a job, which the caller starts in a fresh run)."""
-    params = {"s": older_than_s}
+    without a job, which the caller starts in a fresh run).
+
+    ``busy_providers``: providers whose queue still holds messages, and ``merges_busy``: the
+    merge queue does. Their work is not re-sent: a queue with messages waiting has not lost
+    them, and what it holds will be consumed (the next sweep looks again)."""
+    params: dict[str, Any] = {"s": older_than_s, "busy": list(busy_providers)}
     nxt = Next()
+    # Replay runs' jobs are re-sent as replay chunks (``pipeline.recovery.stalled_replays``);
+    # a lookup leased by a worker that is still asking it is left alone (issue 20).
     for job_id, provider in session.execute(
         text("""
-            UPDATE enrichment_lookups SET updated_at = now()
-            WHERE status = 'pending' AND updated_at < now() - make_interval(secs => :s)
-            RETURNING job_id, provider"""),
+            UPDATE enrichment_lookups l SET updated_at = now(), leased_until = NULL,
+                   leased_by = NULL
+            FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+            WHERE l.job_id = j.id AND r.run_type <> 'replay'
+              AND l.status = 'pending'
+              -- never leased and old enough; or leased and the lease ran out (its worker died,
+              -- or its retry message was lost): either way the work is lost.
+              AND ((l.leased_until IS NULL AND l.updated_at < now() - make_interval(secs => :s))
+                   OR l.leased_until < now())
+              AND l.provider <> ALL(CAST(:busy AS text[]))
+            RETURNING l.job_id, l.provider"""),
         params,
     ):
         nxt.lookups.setdefault(provider, []).append(str(job_id))
     for (job_id,) in session.execute(
         text("""
-            UPDATE enrichment_jobs SET updated_at = now()
-            WHERE status = 'merging' AND updated_at < now() - make_interval(secs => :s)
-            RETURNING id"""),
-        params,
+            UPDATE enrichment_jobs j SET updated_at = now()
+            FROM enrichment_pipeline_runs r
+            WHERE r.id = j.run_id AND r.run_type <> 'replay' AND NOT :merges_busy
+              AND j.status = 'merging' AND j.updated_at < now() - make_interval(secs => :s)
+            RETURNING j.id"""),
+        params | {"merges_busy": merges_busy},
     ):
         nxt.merges.append(str(job_id))
+    # A job still enriching with no lookup pending was never advanced (its fan-in was lost
+    # with a failed record step): advance it now.
+    idle = [
+        str(r[0])
+        for r in session.execute(
+            text("""
+            SELECT j.id FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+            WHERE r.run_type <> 'replay' AND j.status = 'enriching'
+              AND j.updated_at < now() - make_interval(secs => :s)
+              AND NOT EXISTS (SELECT 1 FROM enrichment_lookups l
+                              WHERE l.job_id = j.id AND l.status = 'pending')
+            LIMIT 5000"""),
+            params,
+        )
+    ]
+    if idle:
+        from pipeline.enrich import advance_many
+
+        nxt.extend(advance_many(session, idle))
     # Runs whose jobs are all done but which were never closed (belt and braces for the
     # close-run step): close them now.
     from pipeline.runs import finish_run_if_done
@@ -235,8 +278,53 @@ def sweep_stalled(session: Session, older_than_s: int = 600) -> tuple[Next, list
     return nxt, orphans
 
 
+def resend_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> Next:
+    """All open work of runs still ``running`` ``older_than_s`` after they started, whatever
+    its age: pending lookups (unless leased), merging jobs, and enriching jobs with nothing
+    pending (advanced now). The reaper's first step: a recoverable job is re-sent, not failed."""
+    params = {"s": older_than_s}
+    nxt = Next()
+    stuck = """SELECT id FROM enrichment_pipeline_runs WHERE run_status = 'running'
+               AND run_type <> 'replay' AND started_at < now() - make_interval(secs => :s)"""
+    for job_id, provider in session.execute(
+        text(f"""
+            UPDATE enrichment_lookups l SET updated_at = now() FROM enrichment_jobs j
+            WHERE l.job_id = j.id AND j.run_id IN ({stuck}) AND l.status = 'pending'
+              AND (l.leased_until IS NULL OR l.leased_until < now())
+            RETURNING l.job_id, l.provider"""),
+        params,
+    ):
+        nxt.lookups.setdefault(provider, []).append(str(job_id))
+    for (job_id,) in session.execute(
+        text(f"""
+            UPDATE enrichment_jobs SET updated_at = now()
+            WHERE run_id IN ({stuck}) AND status = 'merging' RETURNING id"""),
+        params,
+    ):
+        nxt.merges.append(str(job_id))
+    idle = [
+        str(r[0])
+        for r in session.execute(
+            text(f"""
+            SELECT j.id FROM enrichment_jobs j WHERE j.run_id IN ({stuck})
+              AND j.status = 'enriching'
+              AND NOT EXISTS (SELECT 1 FROM enrichment_lookups l
+                              WHERE l.job_id = j.id AND l.status = 'pending')"""),
+            params,
+        )
+    ]
+    if idle:
+        from pipeline.enrich import advance_many
+
+        nxt.extend(advance_many(session, idle))
+    return nxt
+
+
 def reap_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> list[str]:
-    """Close runs still ``running`` long after they started: their open jobs are marked failed."""
+    """Close runs still ``running`` long after they started: their open jobs are marked failed.
+
+    The last resort (``tasks.maintenance.reap_stuck_runs`` calls it only past the give-up age,
+    days after :func:`resend_stuck_runs` started re-sending the runs' work every reap)."""
     stuck = [
         str(r[0])
         for r in session.execute(

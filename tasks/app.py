@@ -11,14 +11,16 @@ import logging
 import os
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from providers._http import install_log_redaction, redact_text
 
 # Before anything logs: every record of a worker (and of the CLI, which imports this) is redacted.
 install_log_redaction()
 
-app = Celery("songnodes")
+# Every task retries transient database/broker errors and keeps a final failure in PostgreSQL
+# (tasks/base.py, issue 20).
+app = Celery("songnodes", task_cls="tasks.base:RecoverableTask")
 app.config_from_object("celeryconfig")
 app.conf.include = [
     "tasks.ingest",
@@ -91,6 +93,41 @@ def _warn_without_shared_state(**_: Any) -> None:
         )
 
 
+class SweepOnConnect(bootsteps.StartStopStep):
+    """Consumer step: each time the worker (re)connects to the broker, send a sweep (issue 20).
+
+    A reconnect follows a broker restart, which may have lost every queued message; the sweep
+    (``tasks.maintenance.sweep_stalled``) then re-sends what is owed at once (age 0) instead
+    of after the next beat tick plus the age threshold. Queues that still hold messages are
+    left alone, and the reconnect sweeps of many workers within a few seconds run once.
+    ``SONGNODES_SWEEP_ON_CONNECT=0`` turns it off.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        if os.environ.get("SONGNODES_SWEEP_ON_CONNECT", "1") != "1":
+            return
+        reconnect = getattr(c, "restart_count", 0) > 0
+        try:
+            app.send_task(
+                "tasks.maintenance.sweep_stalled",
+                kwargs={
+                    "older_than_s": 0 if reconnect else None,
+                    "reason": "reconnect" if reconnect else "start",
+                },
+                queue="maintenance",
+                routing_key="maintenance",
+            )
+        except Exception:  # the broker went again: the next connect sends it
+            logging.getLogger("songnodes").warning(
+                "could not send the sweep after connecting", exc_info=True
+            )
+
+
+app.steps["consumer"].add(SweepOnConnect)
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: what log shippers and ``jq`` read without regexes."""
 
@@ -127,4 +164,4 @@ def _redact_task_arguments(headers: dict[str, Any] | None = None, **_: Any) -> N
                 headers[key] = redact_text(headers[key])
 
 
-__all__ = ["JsonLogFormatter", "app"]
+__all__ = ["JsonLogFormatter", "SweepOnConnect", "app"]

@@ -22,6 +22,7 @@ from typing import Any
 from celery import Task
 from celery.utils.log import get_task_logger
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.engine import session_scope
 from pipeline.enrich import LookupInput, LookupOutcome, Next, lookup_inputs, record_outcomes
@@ -29,6 +30,7 @@ from pipeline.scraper_providers import SCRAPER_PROVIDERS, ScraperProvider
 from providers.base import HttpProvider
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
 from tasks.app import app
+from tasks.base import db_retry
 from tasks.dispatch import dispatch
 
 __all__ = [
@@ -125,6 +127,17 @@ def _countdown(exc: ProviderError, retries: int) -> float:
 
 
 def _call(client: Any, li: LookupInput) -> Any:
+    try:
+        return _ask(client, li)
+    except (OperationalError, InterfaceError) as exc:
+        # Stored replay and scraper providers read PostgreSQL: a restart is a transient error
+        # to retry, not an answer to record as failed.
+        raise TransientError(
+            f"database unavailable: {type(exc).__name__}", provider=li.provider
+        ) from exc
+
+
+def _ask(client: Any, li: LookupInput) -> Any:
     if li.replay_mode == "stored":
         # Replay (issue #5, pipeline/replay.py): re-parse stored responses, zero HTTP.
         from pipeline.replay import stored_lookup
@@ -158,6 +171,8 @@ def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
         try:
             with session.begin_nested():
                 return record_outcomes(session, outcomes, attempts)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away, not a bad row: the caller retries the whole batch
         except Exception:
             log.exception("batch record of %d lookups failed; recording one by one", len(outcomes))
         nxt = Next()
@@ -165,6 +180,8 @@ def _record(outcomes: list[LookupOutcome], attempts: int) -> Next:
             try:
                 with session.begin_nested():
                     nxt.extend(record_outcomes(session, [o], attempts))
+            except (OperationalError, InterfaceError):
+                raise
             except Exception as exc:
                 log.exception("recording %s for job %s failed", o.li.provider, o.li.job_id)
                 with session.begin_nested():
@@ -242,28 +259,93 @@ def run_lookups(
     return batch
 
 
+#: A lookup being asked is leased for this long, renewed every third of it while the task
+#: runs: a duplicate message skips it meanwhile, a redelivery of the same message (same task
+#: id) takes the lease over, and if the worker dies the lease runs out within this time and the
+#: sweeper sends the lookup again (an expired lease is the sign of lost work).
+LEASE_S = float(os.environ.get("SONGNODES_LOOKUP_LEASE_S", "30"))
+
+
+class _LeaseHeartbeat:
+    """Renews ``holder``'s leases every ``LEASE_S / 3`` from a thread while the lookups run.
+
+    A thread, not a Celery timer: the task blocks in provider calls. A renewal that fails (the
+    database is away) is skipped; the worst case is a lease running out and a duplicate ask.
+    """
+
+    def __init__(self, job_ids: list[str], provider: str, holder: str) -> None:
+        self.args = (job_ids, provider, holder)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        from pipeline.recovery import renew_leases
+
+        while not self._stop.wait(LEASE_S / 3):
+            try:
+                with session_scope() as session:
+                    renew_leases(session, *self.args, LEASE_S)
+            except Exception:
+                log.warning("lease renewal failed", exc_info=True)
+
+    def __enter__(self) -> _LeaseHeartbeat:
+        if self.args[0]:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
+def _leased_inputs(job_ids: list[str], provider: str, holder: str) -> list[LookupInput]:
+    from pipeline.recovery import lease_lookups
+
+    with session_scope() as session:
+        # A job whose lookup is already answered (a redelivered message) yields None; one that
+        # another message is asking right now is not leased to this one.
+        leased = lease_lookups(session, job_ids, provider, holder, LEASE_S)
+        return lookup_inputs(session, [j for j in job_ids if j in leased], provider)
+
+
+def _release(job_ids: list[str], provider: str, holder: str, seconds: float) -> None:
+    from pipeline.recovery import release_lookups
+
+    with session_scope() as session:
+        release_lookups(session, job_ids, provider, holder, seconds)
+
+
 @app.task(bind=True, name="tasks.enrich.lookup", max_retries=MAX_LOOKUP_RETRIES)
 def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
-    """Ask ``provider`` about each job; record answers; plan next rounds or merges."""
-    client = provider_instance(provider)
-    with session_scope() as session:
-        # A job whose lookup is already answered (a redelivered message) yields None.
-        inputs = lookup_inputs(session, job_ids, provider)
+    """Ask ``provider`` about each job; record answers; plan next rounds or merges.
+
+    Database steps retry in process (``db_retry``) while PostgreSQL restarts: before asking,
+    nothing is lost by waiting; after asking, the answers are held in memory until they are
+    recorded, so a provider is not asked (and paid) twice for a database restart (issue 20).
+    """
+    client = db_retry(provider_instance, provider)
+    holder = str(self.request.id or f"local-{os.getpid()}")
+    inputs = db_retry(_leased_inputs, [str(j) for j in job_ids], provider, holder)
     attempts = self.request.retries + 1
-    with _batched(client, inputs):
+    with _LeaseHeartbeat([li.job_id for li in inputs], provider, holder), _batched(client, inputs):
         batch = run_lookups(
             lambda li: _call(client, li),
             inputs,
             attempts=attempts,
             can_retry=self.request.retries < MAX_LOOKUP_RETRIES,
         )
-    dispatch(_record(batch.outcomes, attempts))
+    dispatch(db_retry(_record, batch.outcomes, attempts))
     if batch.retry_ids:
         error = batch.retry_error
         assert error is not None  # a job is only left for retry because of an error
+        countdown = _countdown(error, self.request.retries)
+        # Hold the lease through the countdown (the retry keeps this task id); if the retry
+        # message is lost, the lease runs out and the sweeper sends the lookup again.
+        db_retry(_release, batch.retry_ids, provider, holder, countdown + 30)
         raise self.retry(
             args=(provider, batch.retry_ids),
-            countdown=_countdown(error, self.request.retries),
+            countdown=countdown,
             exc=error,
         ) from error
     return {"looked_up": sum(1 for o in batch.outcomes if o.error is None)}

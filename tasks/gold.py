@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from celery.utils.log import get_task_logger
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
 from pipeline.gold import (
@@ -24,6 +24,7 @@ from pipeline.gold import (
     upsert_track_analytics,
 )
 from tasks.app import app
+from tasks.base import TRANSIENT_ERRORS
 
 __all__ = ["merge_playlist_task", "refresh_views_task", "schedule_refresh", "update_tracks"]
 
@@ -57,20 +58,25 @@ def schedule_refresh() -> bool:
     return True
 
 
-@app.task(name="tasks.gold.refresh_views", autoretry_for=(OperationalError,), retry_backoff=True)
+@app.task(name="tasks.gold.refresh_views", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def refresh_views_task() -> None:
     """Refresh every gold materialised view (concurrently)."""
     client = _redis()
     if client is not None:
         client.delete(_FLAG)
     _local_flag.clear()
+    from pipeline.recovery import VIEWS_MARK, mark
+
     with session_scope() as session:
+        # now() is the transaction's start: gold changed after it is refreshed next time (the
+        # sweeper compares this mark with the latest change, issue 20).
+        mark(session, VIEWS_MARK)
         refresh_views(session)
 
 
 @app.task(
     name="tasks.gold.update_tracks",
-    autoretry_for=(OperationalError, IntegrityError),
+    autoretry_for=(*TRANSIENT_ERRORS, IntegrityError),
     retry_backoff=True,
     max_retries=8,
 )
@@ -85,7 +91,7 @@ def update_tracks(silver_ids: list[str]) -> int:
 
 @app.task(
     name="tasks.gold.merge_playlist",
-    autoretry_for=(OperationalError, IntegrityError),
+    autoretry_for=(*TRANSIENT_ERRORS, IntegrityError),
     retry_backoff=True,
     max_retries=8,
 )

@@ -14,7 +14,6 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from db.engine import session_scope
@@ -24,6 +23,7 @@ from pipeline.merge import upsert_artist
 from pipeline.normalise.text import clean_scraped
 from pipeline.runs import finish_run_if_done, start_run
 from tasks.app import app
+from tasks.base import TRANSIENT_ERRORS
 from tasks.dispatch import dispatch
 
 __all__ = ["ingest_batch", "ingest_envelope"]
@@ -33,7 +33,7 @@ log = get_task_logger(__name__)
 
 @app.task(
     name="tasks.ingest.ingest_batch",
-    autoretry_for=(OperationalError,),
+    autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_jitter=True,
     max_retries=10,
@@ -75,7 +75,13 @@ def ingest_batch(
     return summary
 
 
-@app.task(name="tasks.ingest.ingest_envelope")
+@app.task(
+    name="tasks.ingest.ingest_envelope",
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=10,
+)
 def ingest_envelope(envelope: Any, triggered_by: str = "scraper") -> dict[str, Any]:
     """One envelope (a dict, or its JSON text); any other value is quarantined as the message."""
     summary: dict[str, Any] = ingest_batch.run([envelope], triggered_by=triggered_by)

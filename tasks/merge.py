@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from celery.utils.log import get_task_logger
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
 from pipeline.merge import merge_jobs as merge_batch
 from tasks.app import app
+from tasks.base import TRANSIENT_ERRORS
 
 __all__ = ["merge_jobs"]
 
@@ -16,7 +17,7 @@ log = get_task_logger(__name__)
 
 @app.task(
     name="tasks.merge.merge_jobs",
-    autoretry_for=(OperationalError, IntegrityError),
+    autoretry_for=(*TRANSIENT_ERRORS, IntegrityError),
     retry_backoff=True,
     retry_jitter=True,
     max_retries=8,

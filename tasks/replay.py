@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from celery.utils.log import get_task_logger
-from sqlalchemy.exc import OperationalError
 
 from db.engine import session_scope
 from pipeline.enrich import LookupInput
@@ -25,6 +24,7 @@ from pipeline.replay import (
     start_replay,
 )
 from tasks.app import app
+from tasks.base import TRANSIENT_ERRORS
 
 __all__ = ["drain_replay_queue", "live_lookup", "replay_jobs"]
 
@@ -58,7 +58,7 @@ def _after_commit(started: Started) -> None:
         replay_jobs.apply_async((started.run_id, chunk, started.mode, started.partial))
 
 
-@app.task(name="tasks.replay.drain_replay_queue", autoretry_for=(OperationalError,), max_retries=3)
+@app.task(name="tasks.replay.drain_replay_queue", autoretry_for=TRANSIENT_ERRORS, max_retries=3)
 def drain_replay_queue(max_rows: int = MAX_ROWS_PER_DRAIN) -> dict[str, int]:
     """Close finished replays; claim and start up to ``max_rows`` queued ones."""
     with session_scope() as session:
@@ -91,7 +91,7 @@ def drain_replay_queue(max_rows: int = MAX_ROWS_PER_DRAIN) -> dict[str, int]:
 
 @app.task(
     name="tasks.replay.replay_jobs",
-    autoretry_for=(OperationalError,),
+    autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     max_retries=5,
 )

@@ -34,6 +34,7 @@ from db.models.operations import (
     PlaylistEntryFlag,
     SilverTrackArtist,
 )
+from db.models.recovery import FailedWork, MaintenanceMark
 from db.models.silver import (
     SilverEnrichedArtist,
     SilverEnrichedPlaylist,
@@ -59,11 +60,13 @@ __all__ = [
     "EnrichmentPipelineRun",
     "EnrichmentProvider",
     "EnrichmentTransformation",
+    "FailedWork",
     "FieldProvenance",
     "GoldArtistAnalytics",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
     "IngestQuarantine",
+    "MaintenanceMark",
     "MetadataEnrichmentConfig",
     "PipelineReplayQueue",
     "PlaylistEntryFlag",

@@ -49,6 +49,8 @@ class BronzeScrapedPlaylist(Base):
         Index("ix_bronze_scraped_playlists_source", "source"),
         Index("ix_bronze_scraped_playlists_scraped_at", text("scraped_at DESC")),
         Index("ix_bronze_scraped_playlists_raw_json", "raw_json", postgresql_using="gin"),
+        # 014: the sweeper finds setlists by arrival.
+        Index("ix_bronze_scraped_playlists_created_at", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -135,6 +137,7 @@ class BronzeScrapedArtist(Base):
         Index("ix_bronze_scraped_artists_source", "source"),
         Index("ix_bronze_scraped_artists_artist_name", "artist_name"),
         Index("ix_bronze_scraped_artists_raw_json", "raw_json", postgresql_using="gin"),
+        Index("ix_bronze_scraped_artists_created_at", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -149,6 +149,9 @@ class EnrichmentLookup(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime] = created_at_column()
+    # 014: while a worker asks the provider (a re-sent duplicate message skips a leased lookup).
+    leased_until: Mapped[dt.datetime | None] = mapped_column(TimestampTZ)
+    leased_by: Mapped[str | None] = mapped_column(Text)
 
 
 class SilverTrackArtist(Base):

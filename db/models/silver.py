@@ -117,6 +117,8 @@ class SilverEnrichedArtist(Base):
         Index("ix_silver_enriched_artists_normalized_name", "normalized_name"),
         # 008: merges find an artist by alias (aliases @> ARRAY[name]) for every credited name.
         Index("ix_silver_enriched_artists_aliases", "aliases", postgresql_using="gin"),
+        # 014: the sweeper checks that every bronze artist reached silver.
+        Index("ix_silver_enriched_artists_bronze_ids", "bronze_ids", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

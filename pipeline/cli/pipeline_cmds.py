@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +70,42 @@ def _runs_created(tag: str) -> int:
     return int(row.n)
 
 
+#: With ``--wait``: when no batch has reached PostgreSQL for this long and some are missing, the
+#: broker lost them (a restart without persistence): send every batch again (issue 20). Free:
+#: bronze is idempotent, a copy already ingested only opens an empty run.
+RESEND_AFTER_S = float(os.environ.get("SONGNODES_INGEST_RESEND_S", "60"))
+
+
+class _Resender:
+    """``follow`` reader for the intake phase that re-sends lost batches.
+
+    Each batch opens one run under the tag. Before any re-send, done = one run per batch.
+    After a re-send of all N batches, done = N more runs than there were at the re-send (a
+    batch whose original and copy were both lost stalls again and is re-sent again)."""
+
+    def __init__(self, tag: str, batches: list[list[Any]], sent: list[int]) -> None:
+        self.tag, self.batches, self.sent = tag, batches, sent
+        self.base = 0  # runs that existed at the last re-send (0: none yet)
+        self.last, self.since = -1, time.monotonic()
+
+    def read(self) -> tuple[int, int, bool]:
+        runs = _runs_created(self.tag)
+        need = self.base + len(self.batches)
+        if runs != self.last:
+            self.last, self.since = runs, time.monotonic()
+        elif runs < need and time.monotonic() - self.since > RESEND_AFTER_S:
+            console.print(
+                f"[yellow]{need - runs} batch(es) never reached PostgreSQL in "
+                f"{RESEND_AFTER_S:.0f} s: the broker lost them; sending every batch again[/yellow]"
+            )
+            self.base = runs
+            for batch in self.batches:
+                _send(batch, self.tag, self.sent)
+            self.since = time.monotonic()
+            need = self.base + len(self.batches)
+        return min(runs, need), need, runs >= need
+
+
 def run_ingest(messages: list[Any], tag: str, wait: bool, timeout_s: float) -> bool:
     """Enqueue messages in batches with a progress bar; optionally follow them to silver/gold."""
     from pipeline.ingest import encode_line
@@ -76,6 +113,7 @@ def run_ingest(messages: list[Any], tag: str, wait: bool, timeout_s: float) -> b
 
     wait = wait or in_process()
     sent = [0]
+    batches: list[list[Any]] = []
     with worker_context(), make_progress() as progress:
         bar = progress.add_task("enqueue", total=len(messages))
         for start in range(0, len(messages), BATCH):
@@ -84,15 +122,11 @@ def run_ingest(messages: list[Any], tag: str, wait: bool, timeout_s: float) -> b
                 for m in messages[start : start + BATCH]
             ]
             _send(batch, tag, sent)
+            batches.append(batch)
             progress.advance(bar, len(batch))
         if not wait:
             return True
-        ok = follow(
-            progress,
-            "bronze -> silver",
-            lambda: (_runs_created(tag), sent[0], _runs_created(tag) >= sent[0]),
-            timeout_s,
-        )
+        ok = follow(progress, "bronze -> silver", _Resender(tag, batches, sent).read, timeout_s)
         ok = ok and follow(progress, "enrich + merge", lambda: _tag_progress(tag), timeout_s)
         if ok:
             _settle_gold()

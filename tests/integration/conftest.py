@@ -7,6 +7,7 @@ with the real ``apply_async`` and read results from PostgreSQL: nothing is mocke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -252,3 +253,129 @@ def restore_provider(engine: Engine, sandbox: Any, provider: str) -> None:
             ),
             {"p": provider},
         )
+
+
+# --- private services for the chaos tier (issue 20) ---------------------------------------------
+# The chaos tests kill and restart a broker and a database. Never the shared services: each test
+# session starts its own redis-server and PostgreSQL cluster on free ports, in temp dirs.
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of our own that can be SIGKILLed and started again (empty, or from its
+    append-only file when ``aof``: ``appendfsync always``, as in docker-compose.yml)."""
+
+    def __init__(self, workdir: Path, aof: bool = False) -> None:
+        self.port = free_port()
+        self.dir = workdir
+        self.aof = aof
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, wipe: bool = False) -> None:
+        import shutil
+
+        if wipe:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.aof
+            else ["--appendonly", "no"]
+        )
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--dir", str(self.dir), *persistence],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis_lib.Redis(port=self.port)
+        wait_for(lambda: self._ping(client), 20, "private redis to answer")
+
+    @staticmethod
+    def _ping(client: redis_lib.Redis) -> bool:
+        try:
+            return bool(client.ping())
+        except redis_lib.RedisError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.kill()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (``initdb``/``pg_ctl`` as the postgres user in a temp
+    dir) that can be restarted with ``-m immediate`` (a crash: no checkpoint, connections cut)."""
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            pytest.skip("PostgreSQL server binaries not found")
+        self.bin = Path(bins[-1])
+        self.port = free_port()
+        # Its own directory directly under /tmp: the postgres user must reach it (a pytest
+        # tmp_path below root's 0700 directories would not do when the tests run as root).
+        self.dir = Path(tempfile.mkdtemp(prefix="sn-chaos-pg-"))
+        self._as_pg = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+        if self._as_pg:
+            shutil.chown(self.dir, "postgres", "postgres")
+            os.chmod(self.dir, 0o700)
+        self.data = self.dir / "data"
+        subprocess.run(
+            [*self._as_pg, str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+             "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_pg, str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off "
+            "-c max_connections=100 -c shared_buffers=32MB"
+        )
+        self._ctl("-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+
+    def restart_immediate(self) -> None:
+        """Crash-stop (``-m immediate``: like a power cut, recovery at start) and start again."""
+        self._ctl("-m", "immediate", "-w", "stop")
+        self.start()
+
+    def stop(self) -> None:
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._ctl("-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -29,6 +29,7 @@ SERVICES = {
     "metrics",
     "prometheus",
     "grafana",
+    "rabbitmq",  # optional broker (profile "rabbitmq", issue 20)
 }
 LONG_RUNNING = SERVICES - {"migrate"}
 

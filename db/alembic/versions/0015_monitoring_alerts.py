@@ -5,7 +5,7 @@ from __future__ import annotations
 from db.migrate import run_migration_file
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,45 @@
+"""Tables of migration 014 (issue 20): failed work kept for re-runs, maintenance marks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import Boolean, Index, Integer, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models.base import Base, created_at_column, uuid_pk
+
+__all__ = ["FailedWork", "MaintenanceMark"]
+
+
+class FailedWork(Base):
+    """The input of a task that finally failed: the sweeper re-runs transient ones."""
+
+    __tablename__ = "failed_work"
+    __table_args__ = (
+        Index("ix_failed_work_open", "created_at", postgresql_where=text("status = 'failed'")),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    task_name: Mapped[str] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(Text)
+    args: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    error: Mapped[str] = mapped_column(Text)
+    transient: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'failed'"))
+    reruns: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime] = created_at_column()
+
+
+class MaintenanceMark(Base):
+    """When something last happened (``gold_views_refreshed``, ``sweep``)."""
+
+    __tablename__ = "maintenance_marks"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[dt.datetime] = created_at_column()
