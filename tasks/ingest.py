@@ -64,8 +64,8 @@ def ingest_batch(
                 _artist_to_silver(session, str(artist_id))
             if not nxt:
                 finish_run_if_done(session, run_id)
-    except OperationalError:
-        raise  # the database is away: autoretry, nothing was committed
+    except TRANSIENT_ERRORS:
+        raise  # the database or broker is away: autoretry, nothing was committed
     except Exception as exc:  # nothing of the batch was committed: keep it whole, with the reason
         reason = f"batch could not be ingested: {type(exc).__name__}: {exc}"[:2000]
         return _batch_failed(batch, reason, triggered_by, via)
