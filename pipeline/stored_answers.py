@@ -30,7 +30,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import SCRAPER_PROVIDERS, LookupInput, LookupOutcome
+from pipeline.enrich import LookupInput, LookupOutcome
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from providers.errors import NotAnswered, ProviderError, TransientError
 from providers.exchange import Answerer, CannedReply
 

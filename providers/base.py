@@ -69,6 +69,7 @@ __all__ = [
     "HttpProvider",
     "Reply",
     "RetryPolicy",
+    "shared_ssl_context",
 ]
 
 logger = logging.getLogger("songnodes.providers")

@@ -21,8 +21,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import SCRAPER_PROVIDERS
 from pipeline.matching import TrackQuery
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.stored_answers import (
     StoredExchange,
     offline_provider,

@@ -21,9 +21,31 @@ from sqlalchemy import Engine, text
 from pipeline.enrich import LookupInput, LookupOutcome, create_jobs, record_outcomes
 from pipeline.runs import start_run
 from providers.contract import FieldValue, LookupResult
+from tests.conftest import engine_on, migrated_database
 from tests.db._helpers import insert_scraped_track
 
-pytestmark = pytest.mark.usefixtures("database_url_env")
+
+
+@pytest.fixture(scope="module")
+def own_db(postgres_available: None) -> Iterator[str]:
+    """A database of this module's own: the task commits (runs, bronze, silver), and other
+    tests of the worker's shared database select "the last N runs"."""
+    with migrated_database("sn_replay_live") as url:
+        yield url
+
+
+@pytest.fixture
+def engine(own_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """``DATABASE_URL`` (and ``db.engine``) on this module's database, and an engine on it."""
+    from db.engine import dispose_engine
+
+    monkeypatch.setenv("DATABASE_URL", own_db)
+    dispose_engine()
+    try:
+        with engine_on(own_db) as eng:
+            yield eng
+    finally:
+        dispose_engine()
 
 
 def _setup(tag: str, n: int) -> tuple[str, list[str]]:
