@@ -25,7 +25,6 @@ from tests.conftest import engine_on, migrated_database
 from tests.db._helpers import insert_scraped_track
 
 
-
 @pytest.fixture(scope="module")
 def own_db(postgres_available: None) -> Iterator[str]:
     """A database of this module's own: the task commits (runs, bronze, silver), and other
