@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -149,3 +150,41 @@ def test_partial_replay_keeps_warnings_of_fields_it_did_not_replay(db_session: S
     ).one()
     assert row.validation_warnings == [{"field": "key", "warning": "kept"}]
     assert row.validation_status == "warning"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #16 defect (b), not fixed here: the sweeper re-dispatches a replay run's "
+    "pending lookups to the live lookup task, whose merge decision (pipeline.enrich.advance_many"
+    " -> tasks.merge -> pipeline.merge.merge_jobs) is a full merge; the fix belongs to the merge "
+    "decision (route replay jobs with fields to pipeline.partial_merge.merge_fields)",
+)
+def test_a_swept_partial_replay_job_is_merged_partially(db_session: Session) -> None:
+    """A partial replay job whose lookup message was lost is found by the sweeper; once its
+    lookup is answered (as the lookup task records it), the merge the lookup hands it to must
+    still be partial: the track the bronze row feeds gets the BPM, and no second silver track
+    is made from the scraped names."""
+    from pipeline.maintenance import sweep_stalled
+
+    tag = uuid.uuid4().hex[:8]
+    # Scraped names differ from the provider's: a full merge of only ``bpm`` would fall back
+    # to them and file the track under another identity.
+    bronze = insert_scraped_track(db_session.connection(), f"DJ {tag}", "Replayed (live)")
+    run = str(start_run(db_session, "manual", "test"))
+    merges = _answer_rounds(db_session, create_jobs(db_session, run, [bronze]), tag, with_bpm=False)
+    [first] = merge_jobs(db_session, merges)
+    replay = str(start_run(db_session, "replay", "replay:test"))
+    nxt = create_jobs(db_session, replay, [bronze], fields=["bpm"], replay_mode="stored")
+    db_session.execute(
+        text(
+            "UPDATE enrichment_lookups SET updated_at = now() - interval '1 hour' "
+            "WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": [j for js in nxt.lookups.values() for j in js]},
+    )
+    swept, _ = sweep_stalled(db_session, older_than_s=600)
+    assert set(swept.lookups) == set(nxt.lookups)
+    to_merge = _answer_rounds(db_session, swept, tag, with_bpm=True)
+    [result] = merge_jobs(db_session, to_merge)  # what tasks.merge.merge_jobs runs
+    assert result.silver_track_id == first.silver_track_id
+    assert float(_track(db_session, str(first.silver_track_id)).bpm) == 128.0
