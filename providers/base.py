@@ -5,6 +5,11 @@ limit before every request, retries retryable errors inside a small budget (tena
 backoff with jitter, ``Retry-After`` honoured; longer waits surface as ``RateLimited`` so Celery
 retries with a countdown), maps HTTP outcomes to ``providers.errors``, records every exchange as a
 redacted ``RawResponse``, and wraps each logical lookup in the provider's circuit breaker.
+
+How a request is answered is the provider's *exchange* (``providers.exchange``), given at
+construction like its breaker and retry policy: by default held batch parts in front of the
+network (``HeldExchange(LiveExchange(...))``), or a ``CannedExchange`` over an answerer (stored
+replay, what-if). The provider builds the request and judges the reply whichever answered.
 """
 
 from __future__ import annotations
