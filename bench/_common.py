@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Timer", "bench_database", "emit"]
+__all__ = ["Timer", "bench_database", "emit", "libpq"]
 
 
 def emit(bench: str, value: float, unit: str, baseline: float, ratio: float) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 
 from tasks.app import app
 
-__all__ = ["app", "main", "noop"]
+__all__ = ["app", "envelopes", "main", "noop"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "providers" / "sandbox" / "data" / "catalogue.csv"
@@ -370,7 +370,7 @@ def run_pass(
     meter: CpuMeter,
 ) -> PassResult:
     """Send ``tracks`` through the real pipeline and wait for gold; return what was measured."""
-    from pipeline.gold import GOLD_STATUSES
+    from pipeline.quality import GOLD_STATUSES
     from providers.sandbox import PROVIDERS
     from tasks.ingest import ingest_batch
 

@@ -32,6 +32,8 @@ __all__ = [
     "LookupInput",
     "LookupOutcome",
     "Next",
+    "_query_from_bronze",  # shared with pipeline.whatif (a lookup's query, as enrichment builds it)
+    "_with_learned_ids",
     "advance_many",
     "create_jobs",
     "is_unidentified",

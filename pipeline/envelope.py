@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.errors import PipelineError
 from pipeline.tracklist import PlaylistEntry, TracklistEntry, read_tracklist
 
 __all__ = [
@@ -55,7 +56,7 @@ MAX_ENVELOPE_BYTES = int(os.environ.get("SONGNODES_MAX_ENVELOPE_BYTES", str(8 * 
 MAX_ENVELOPE_DEPTH = int(os.environ.get("SONGNODES_MAX_ENVELOPE_DEPTH", "64"))
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(PipelineError, ValueError):
     """An envelope that cannot go to bronze. ``reason`` is short; ``detail`` is a JSON list."""
 
     def __init__(self, reason: str, detail: list[dict[str, Any]] | None = None) -> None:

@@ -23,6 +23,7 @@ from pipeline.quality import GOLD_STATUSES
 from pipeline.tracklist import TracklistEntry, read_tracklist
 
 __all__ = [
+    "artists_of_tracks",
     "merge_playlist",
     "refresh_views",
     "upsert_artist_analytics",

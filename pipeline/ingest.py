@@ -41,6 +41,8 @@ __all__ = [
     "batch_messages",
     "decode_message",
     "encode_line",
+    "ingest_batch",
+    "ingest_lines",
     "ingest_messages",
     "quarantine_batch",
 ]
@@ -407,6 +409,11 @@ def ingest_messages(
     return result
 
 
-def ingest_batch(session: Session, lines: Sequence[bytes], *, via: str = "cli") -> IngestResult:
+def ingest_lines(session: Session, lines: Sequence[bytes], *, via: str = "cli") -> IngestResult:
     """Convenience for raw lines (backfill files, tests)."""
     return ingest_messages(session, [encode_line(line) for line in lines], via=via)
+
+
+#: The old name, kept for callers: it shared its name with the ``tasks.ingest.ingest_batch``
+#: task, which takes messages, not a session and lines.
+ingest_batch = ingest_lines

@@ -41,6 +41,7 @@ __all__ = [
     "merge_job",
     "merge_jobs",
     "resolve_fields",
+    "silver_ids_for_bronze",
     "upsert_artist",
     "write_merged",
 ]

@@ -14,55 +14,53 @@ workers never take the same row. :func:`start_replay`, in the same transaction, 
 * ``force_re_enrichment`` (``replay_mode='live'``): the providers are asked again.
 * ``use_historical_config``: the replay run's snapshot *is* the historical run's snapshot, so
   every step (planning, merge, provenance) resolves with the configuration that run used.
-* ``fields_to_replay``: only those fields are looked up and written (:func:`merge_fields`); the
-  silver track is the one the bronze row already feeds.
+* ``fields_to_replay``: only those fields are looked up and written (:func:`merge_fields`,
+  ``pipeline.partial_merge``); the silver track is the one the bronze row already feeds, and
+  its quality is re-scored as a merge scores it (a restored required field brings it back to
+  gold).
 * ``target_layer='gold'``: no enrichment; gold rows of the bronze rows' silver tracks are
   re-aggregated.
 
-Jobs are processed in batches by :func:`process_jobs` (one transaction per batch; stored
-responses of a batch are read in one query; the tasks layer supplies the live lookup function),
-and :func:`complete_finished` marks rows ``completed``/``failed`` once the run is closed,
-writing a summary under ``error_summary -> 'replay'`` of the run (the queue has no summary
-column).
+Jobs are processed in batches: a stored batch by :func:`process_jobs` (one transaction per
+batch; stored responses of a batch are read in one query, ``pipeline.stored_answers``), a live
+one by :func:`process_live` (the tasks layer supplies the live lookup function; each round's
+lookups are claimed in one short transaction, the providers asked with none open, the outcomes
+recorded in another, so no row lock or connection is held across a provider call).
+:func:`complete_finished` marks rows ``completed``/``failed`` once the run is closed, writing
+a summary under ``error_summary -> 'replay'`` of the run (the queue has no summary column).
 """
 
 from __future__ import annotations
 
-import contextvars
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
-import httpx
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import (
-    SCRAPER_PROVIDERS,
     LookupInput,
     LookupOutcome,
     create_jobs,
-    job_outcomes,
     lookup_inputs,
     record_outcomes,
     to_jsonb,
 )
-from pipeline.merge import (
-    TRACK_COLUMNS,
-    MergeResult,
-    merge_job,
-    merge_jobs,
-    resolve_fields,
-    silver_ids_for_bronze,
-    write_merged,
+from pipeline.errors import ReplayError
+from pipeline.merge import MergeResult, merge_jobs, silver_ids_for_bronze
+from pipeline.partial_merge import merge_fields
+from pipeline.runs import load_plan, run_snapshot, start_run
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
+from pipeline.stored_answers import (
+    LookupFn,
+    NoStoredResponse,
+    ask_outcome,
+    stored_exchange,
+    stored_lookup,
+    stored_outcomes,
 )
-from pipeline.runs import finish_run_if_done, load_plan, run_snapshot, start_run
-from providers.base import CannedReply
-from providers.errors import NotAnswered, ProviderError, TransientError
 
 __all__ = [
     "NoStoredResponse",
@@ -71,24 +69,20 @@ __all__ = [
     "Started",
     "adopt_snapshot",
     "claim_next",
+    "claim_round",
     "complete_finished",
     "fail_row",
     "merge_fields",
+    "merge_replayed",
     "process_jobs",
+    "process_live",
+    "snapshot_time",
     "start_replay",
+    "stored_exchange",
     "stored_lookup",
     "stored_outcomes",
 ]
 
-LookupFn = Callable[[Session, LookupInput], Any]
-
-
-class ReplayError(ValueError):
-    """A replay request that cannot run (bad ids, run, fields); the message goes on the row."""
-
-
-class NoStoredResponse(NotAnswered):
-    """A stored replay asked for something no stored response answers (never a live call)."""
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -264,18 +258,6 @@ _PENDING_SQL = text(
 )
 
 
-def _ask(session: Session, lookup: LookupFn, li: LookupInput) -> LookupOutcome:
-    """One live (or injected) lookup as an outcome to record; provider errors become failures."""
-    started = time.monotonic()
-    try:
-        result = lookup(session, li)
-    except ProviderError as exc:
-        return LookupOutcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
-    except Exception as exc:  # one provider's bug must not stall the replay
-        return LookupOutcome(li, error=f"internal error: {type(exc).__name__}: {exc}")
-    return LookupOutcome(li, result=result, latency_ms=int((time.monotonic() - started) * 1000))
-
-
 def process_jobs(
     session: Session,
     job_ids: list[str],
@@ -307,78 +289,74 @@ def process_jobs(
             if lookup is None:
                 outcomes += stored_outcomes(session, provider, inputs)
             else:
-                outcomes += [_ask(session, lookup, li) for li in inputs]
+                outcomes += [ask_outcome(session, lookup, li) for li in inputs]
         record_outcomes(session, outcomes, attempts=1)
+    return merge_replayed(session, job_ids, partial=partial)
+
+
+def merge_replayed(session: Session, job_ids: list[str], *, partial: bool) -> list[MergeResult]:
+    """Merge a chunk of replay jobs whose lookups are done: the replayed fields only
+    (:func:`merge_fields`) or the whole track, replayed values overriding the current ones."""
     if partial:
         return [merge_fields(session, job_id) for job_id in job_ids]
     return merge_jobs(session, job_ids, override_fields=True)
 
 
-def merge_fields(session: Session, job_id: str) -> MergeResult:
-    """Merge only the job's ``fields`` into the silver track its bronze row already feeds.
+def claim_round(session: Session, job_ids: list[str]) -> list[LookupInput]:
+    """The pending lookups of a chunk's next round, claimed in the caller's (short) transaction.
 
-    A full merge would re-derive identity from the replayed fields alone (and write the scraped
-    names as a fallback); a partial replay must change nothing but what was asked.
+    Claiming touches ``updated_at``, so the sweeper does not take them for lost while the
+    providers are asked. It is not exclusive: a redelivered chunk (or the sweeper) may ask the
+    same lookup again, and :func:`~pipeline.enrich.record_outcomes` records only lookups still
+    pending, so the first answer recorded wins and a second adds nothing.
     """
-    job = session.execute(
-        text(
-            """SELECT j.id, j.run_id, j.bronze_track_id, j.status, j.fields, j.silver_track_id,
-                      b.source, b.raw_json
-               FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-               WHERE j.id = :id FOR NO KEY UPDATE OF j"""
-        ),
-        {"id": job_id},
-    ).first()
-    if job is None:
-        return MergeResult()
-    if job.status == "merged":
-        return MergeResult(silver_track_id=str(job.silver_track_id), already_merged=True)
-    silver_id = session.execute(
-        text(
-            "SELECT silver_track_id FROM enrichment_jobs WHERE bronze_track_id = :b "
-            "AND status = 'merged' AND silver_track_id IS NOT NULL AND id <> :j "
-            "ORDER BY merged_at DESC LIMIT 1"
-        ),
-        {"b": str(job.bronze_track_id), "j": job_id},
-    ).scalar_one_or_none()
-    if silver_id is None:
-        found = silver_ids_for_bronze(session, [job.bronze_track_id])
-        silver_id = found[0] if found else None
-    if silver_id is None:  # never merged before: a full merge is the only sensible thing
-        return merge_job(session, job_id, override_fields=True)
-    silver_id = str(silver_id)
-    run_id = str(job.run_id)
-    plan = load_plan(session, run_id)
-    outcomes = job_outcomes(session, run_id, str(job.bronze_track_id))
-    resolved = resolve_fields(plan, outcomes, job.fields or [], run_id)
-    rules = {name: info | {"partial_replay": True} for name, info in resolved.rules.items()}
-    values, confidences = resolved.values | resolved.extra, resolved.confidences
-    cols = {c: v for c, v in values.items() if c in TRACK_COLUMNS}
-    sets = "".join(f"{c} = :{c}, " for c in cols)
-    try:
-        with session.begin_nested():
-            session.execute(
-                text(
-                    f"UPDATE silver_enriched_tracks SET {sets}"
-                    "field_confidence = field_confidence || CAST(:conf AS jsonb), "
-                    "enrichment_metadata = jsonb_set(coalesce(enrichment_metadata, '{}'), "
-                    "'{extra}', coalesce(enrichment_metadata -> 'extra', '{}') "
-                    "|| CAST(:extra AS jsonb)), enrichment_run_id = :run, enriched_at = now() "
-                    "WHERE id = :id"
-                ),
-                cols
-                | {
-                    "conf": to_jsonb({k: v for k, v in confidences.items() if v is not None}),
-                    "extra": to_jsonb(resolved.extra),
-                    "run": run_id,
-                    "id": silver_id,
-                },
-            )
-    except IntegrityError as exc:  # a replayed id already belongs to another silver track
-        msg = f"replayed values conflict with another silver track: {exc.orig}"
-        raise ReplayError(msg) from exc
-    write_merged(session, silver_id, job, values, confidences, resolved.winners, outcomes, rules)
-    return MergeResult(silver_track_id=silver_id, run_finished=finish_run_if_done(session, run_id))
+    pending: dict[str, list[str]] = {}
+    for provider, job_id in session.execute(_PENDING_SQL, {"ids": job_ids}):
+        pending.setdefault(provider, []).append(job_id)
+    inputs = [li for p, jobs in sorted(pending.items()) for li in lookup_inputs(session, jobs, p)]
+    if inputs:
+        session.execute(
+            text(
+                "UPDATE enrichment_lookups l SET updated_at = now() "
+                "FROM unnest(CAST(:jobs AS uuid[]), CAST(:providers AS text[])) AS k(job, p) "
+                "WHERE l.job_id = k.job AND l.provider = k.p AND l.status = 'pending'"
+            ),
+            {"jobs": [li.job_id for li in inputs], "providers": [li.provider for li in inputs]},
+        )
+    return inputs
+
+
+def process_live(
+    sessions: Callable[[], AbstractContextManager[Session]],
+    job_ids: list[str],
+    lookup: LookupFn,
+    *,
+    partial: bool = False,
+) -> list[MergeResult]:
+    """A live replay chunk with no transaction open while a provider is asked.
+
+    Each round: claim the pending lookups in one short transaction (:func:`claim_round`), ask
+    the providers with none open (HTTP never holds a row lock or a connection in a
+    transaction), record the outcomes in another short transaction; then merge in a last one.
+    ``sessions()`` opens a unit of work (``db.engine.session_scope``). A scraper lookup (a
+    database read, no HTTP) gets a short session of its own.
+    """
+    for _ in range(20):  # rounds; a waterfall has at most four priorities per field
+        with sessions() as session:
+            inputs = claim_round(session, job_ids)
+        if not inputs:
+            break
+        outcomes = []
+        for li in inputs:
+            if li.provider in SCRAPER_PROVIDERS:
+                with sessions() as session:
+                    outcomes.append(ask_outcome(session, lookup, li))
+            else:
+                outcomes.append(ask_outcome(None, lookup, li))
+        with sessions() as session:
+            record_outcomes(session, outcomes, attempts=1)
+    with sessions() as session:
+        return merge_replayed(session, job_ids, partial=partial)
 
 
 # --- completion -------------------------------------------------------------------------------
@@ -455,210 +433,6 @@ def complete_finished(session: Session) -> list[str]:
         )
         done.append(str(r.id))
     return done
-
-
-# --- stored responses -> the provider's own parsing ---------------------------------------------
-@dataclass
-class _Stored:
-    method: str
-    path: str
-    params: dict[str, str]
-    status: int
-    body: Any
-    used: bool = False
-
-
-_current: contextvars.ContextVar[list[_Stored] | None] = contextvars.ContextVar(
-    "songnodes_replay_stored", default=None
-)
-_TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
-
-
-_STORED_SQL = text(
-    """
-    WITH latest AS (
-        SELECT DISTINCT ON (e.bronze_track_id) e.bronze_track_id, e.run_id
-        FROM bronze_api_enrichments e
-        WHERE e.bronze_track_id = ANY(CAST(:bronzes AS uuid[])) AND e.api_provider = :p
-          AND e.run_id IS NOT NULL AND e.run_id <> ALL(CAST(:runs AS uuid[]))
-        ORDER BY e.bronze_track_id, e.fetched_at DESC
-    )
-    SELECT e.bronze_track_id::text AS bronze, e.api_endpoint, e.request_params,
-           e.raw_response, e.response_status
-    FROM bronze_api_enrichments e
-    JOIN latest l ON l.bronze_track_id = e.bronze_track_id AND l.run_id = e.run_id
-    WHERE e.api_provider = :p
-    ORDER BY e.bronze_track_id, e.fetched_at, e.created_at
-    """
-)
-
-
-def _load_stored_many(
-    session: Session, provider: str, inputs: list[LookupInput]
-) -> dict[str, list[_Stored]]:
-    """Per bronze track: the newest stored exchange set of ``provider`` from an earlier run
-    (never the replay run itself), for a whole batch in one query."""
-    out: dict[str, list[_Stored]] = {}
-    if not inputs:
-        return out
-    rows = session.execute(
-        _STORED_SQL,
-        {
-            "bronzes": sorted({li.bronze_id for li in inputs}),
-            "p": provider,
-            "runs": sorted({li.run_id for li in inputs}),
-        },
-    )
-    for r in rows:
-        stored = stored_exchange(
-            r.api_endpoint, r.request_params, r.response_status, r.raw_response
-        )
-        out.setdefault(r.bronze, []).append(stored)
-    return out
-
-
-def stored_exchange(endpoint: str, params: Any, status: int | None, body: Any) -> _Stored:
-    """One ``bronze_api_enrichments`` row (``"GET https://..."``, params, status, body) as an
-    exchange the stored answerer can serve."""
-    method, _, url = str(endpoint).partition(" ")
-    asked = {str(k): str(v) for k, v in (params or {}).items()}
-    return _Stored(method, urlsplit(url).path, asked, int(status or 0), body)
-
-
-def _params_match(stored: dict[str, str], asked: dict[str, str]) -> bool:
-    from providers._http import REDACTED
-
-    keys = {k for k, v in stored.items() if v != REDACTED} | {k for k in asked if k not in stored}
-    return all(stored.get(k) == asked.get(k) for k in keys)
-
-
-def _answer(method: str, url: str, params: Mapping[str, Any] | None) -> CannedReply:
-    """Answer one request of a stored lookup from its stored exchanges (no network, no httpx)."""
-    stored = _current.get()
-    if stored is None:
-        raise NoStoredResponse("stored replay answerer used outside a stored lookup")
-    parts = urlsplit(url)
-    path = parts.path
-    # httpx's own query encoding (True -> "true", None -> ""), as the live request was sent.
-    asked = dict(httpx.QueryParams(parts.query).merge(params or {}).multi_items())
-    same_path = [s for s in stored if s.method == method and s.path == path]
-    candidates = [s for s in same_path if _params_match(s.params, asked)] or [
-        s for s in same_path if not s.used
-    ]
-    if not candidates and method == "POST" and "token" in path:
-        # The original lookup reused a cached token: answer the token request ourselves.
-        return CannedReply(200, {"access_token": "stored-replay", "expires_in": 3600})
-    if not candidates:
-        raise NoStoredResponse(f"no stored response for {method} {path}")
-    # Prefer the answer the original lookup acted on (a retry's final reply, not its 503).
-    candidates.sort(key=lambda s: (s.used, s.status in _TRANSIENT))
-    hit = candidates[0]
-    hit.used = True
-    body = hit.body
-    if isinstance(body, dict) and set(body) == {"_text"}:
-        return CannedReply(hit.status or 200, body, is_json=False)
-    if isinstance(body, dict) and "_error" in body and not hit.status:
-        raise TransientError("timeout: the stored exchange timed out")
-    return CannedReply(hit.status or 200, body)
-
-
-class _NoBreaker:
-    def before_call(self) -> None:
-        return None
-
-    def record_success(self) -> None:
-        return None
-
-    def record_failure(self) -> None:
-        return None
-
-
-_lock = threading.Lock()
-_providers: dict[str, Any] = {}
-
-
-def _stored_provider(name: str) -> Any:
-    """One provider client per process answered from stored exchanges (its ``answerer`` skips
-    the limiter and the HTTP stack; no breaker)."""
-    found = _providers.get(name)  # lock-free after the first build (read on every lookup)
-    if found is not None:
-        return found
-    from pydantic import SecretStr
-
-    from providers.base import HttpProvider
-    from providers.registry import get_provider
-    from providers.settings import settings_for
-
-    with _lock:
-        if name in _providers:
-            return _providers[name]
-        s = settings_for(name)
-        fill: dict[str, Any] = {}
-        if not s.base_url:
-            fill["base_url"] = f"http://stored.replay/{name}"
-        for attr, dummy in (
-            ("client_id", "stored-replay"),
-            ("client_secret", SecretStr("stored-replay")),
-            ("api_key", SecretStr("stored-replay")),
-        ):
-            if hasattr(s, attr) and getattr(s, attr) is None:
-                fill[attr] = dummy
-        if getattr(s, "token_url", None) is None:
-            fill["token_url"] = f"http://stored.replay/{name}/token"
-        provider = get_provider(name, s.model_copy(update=fill))
-        if isinstance(provider, HttpProvider):
-            provider.answerer = _answer
-            provider.breaker = cast(Any, _NoBreaker())
-            provider.retry = type(provider.retry)(attempts=1)
-        _providers[name] = provider
-        return provider
-
-
-def _parse_stored(session: Session, li: LookupInput, stored: list[_Stored] | None) -> Any:
-    if li.provider in SCRAPER_PROVIDERS:
-        from pipeline.scraper_providers import ScraperProvider
-
-        result = ScraperProvider(li.provider).lookup(session, li.query, li.fields)
-    else:
-        if not stored:
-            raise NoStoredResponse(f"no stored response for {li.provider}", provider=li.provider)
-        token = _current.set(stored)
-        try:
-            result = _stored_provider(li.provider).lookup(li.query, li.fields)
-        except ProviderError as exc:
-            # Nothing was fetched: a failed stored lookup stores nothing and costs nothing.
-            exc.responses = []
-            raise
-        finally:
-            _current.reset(token)
-    result.responses = []
-    return result
-
-
-def stored_lookup(session: Session, li: LookupInput) -> Any:
-    """Answer a lookup from stored raw responses with the provider's own parsing: zero HTTP.
-
-    The result carries no responses, so nothing new is appended to bronze and the lookup
-    counts zero API calls and zero cost.
-    """
-    stored = (
-        None
-        if li.provider in SCRAPER_PROVIDERS
-        else _load_stored_many(session, li.provider, [li]).get(li.bronze_id, [])
-    )
-    return _parse_stored(session, li, stored)
-
-
-def stored_outcomes(
-    session: Session, provider: str, inputs: list[LookupInput]
-) -> list[LookupOutcome]:
-    """:func:`stored_lookup` for a batch of one provider's lookups (stored responses read in
-    one query); each failure (nothing stored, a parse error) is that lookup's outcome."""
-    stored = {} if provider in SCRAPER_PROVIDERS else _load_stored_many(session, provider, inputs)
-    return [
-        _ask(session, lambda s, li: _parse_stored(s, li, stored.get(li.bronze_id)), li)
-        for li in inputs
-    ]
 
 
 def snapshot_time(session: Session, run_id: str) -> Any:

@@ -5,12 +5,16 @@ limit before every request, retries retryable errors inside a small budget (tena
 backoff with jitter, ``Retry-After`` honoured; longer waits surface as ``RateLimited`` so Celery
 retries with a countdown), maps HTTP outcomes to ``providers.errors``, records every exchange as a
 redacted ``RawResponse``, and wraps each logical lookup in the provider's circuit breaker.
+
+How a request is answered is the provider's *exchange* (``providers.exchange``), given at
+construction like its breaker and retry policy: by default held batch parts in front of the
+network (``HeldExchange(LiveExchange(...))``), or a ``CannedExchange`` over an answerer (stored
+replay, what-if). The provider builds the request and judges the reply whichever answered.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import importlib.metadata
 import logging
@@ -18,20 +22,20 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 import tenacity
 
-from providers._http import (
-    decode_body,
-    parse_retry_after,
-    read_bounded,
-    redact,
-    register_secret,
+from providers._http import parse_retry_after, redact, register_secret
+from providers.breaker import (
+    BreakerConfig,
+    BreakerState,
+    CircuitBreaker,
+    NoBreaker,
+    TransitionCallback,
 )
-from providers.breaker import BreakerConfig, BreakerState, CircuitBreaker, TransitionCallback
 from providers.contract import LookupResult, Provider, RawResponse, TrackQuery
 from providers.errors import (
     AuthError,
@@ -44,6 +48,19 @@ from providers.errors import (
     RequestRejected,
     TransientError,
 )
+from providers.exchange import (
+    Answerer,
+    BatchPart,
+    BatchRequest,
+    CannedExchange,
+    CannedReply,
+    Exchange,
+    HeldExchange,
+    LiveExchange,
+    Reply,
+    Request,
+    collected,
+)
 from providers.ratelimit import RateLimitConfig, RateLimiter
 from providers.settings import ProviderSettings, settings_for
 
@@ -53,9 +70,11 @@ __all__ = [
     "BatchPart",
     "CannedReply",
     "ClientCredentials",
+    "Exchange",
     "HttpProvider",
     "Reply",
     "RetryPolicy",
+    "shared_ssl_context",
 ]
 
 logger = logging.getLogger("songnodes.providers")
@@ -70,10 +89,8 @@ def _version() -> str:
 
 USER_AGENT = f"SongNodes/{_version()} ( ops@songnodes.invalid )"
 
-# The raw responses of the lookup running in this thread/context.
-_collected: contextvars.ContextVar[list[RawResponse] | None] = contextvars.ContextVar(
-    "songnodes_provider_responses", default=None
-)
+# The raw responses of the lookup running in this thread/context (every exchange appends).
+_collected = collected()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,60 +102,6 @@ class RetryPolicy:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 1.0
     jitter_s: float = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A decoded HTTP reply (JSON body) handed to the provider's parsing code."""
-
-    status_code: int
-    headers: httpx.Headers
-    body: Any
-    is_json: bool
-    raw: RawResponse
-
-
-@dataclass(frozen=True, slots=True)
-class CannedReply:
-    """A reply answered without the network (stored replay): the status and the body already
-    decoded (JSON, or ``{"_text": ...}`` for a body that was not JSON)."""
-
-    status_code: int
-    body: Any
-    is_json: bool = True
-
-
-# (method, absolute URL, query params) -> the reply; raises a ProviderError (e.g. a stored
-# timeout) instead of answering.
-Answerer = Callable[[str, str, Mapping[str, Any] | None], CannedReply]
-
-
-# (method, absolute URL, params as sorted string pairs): how a held batch part is found.
-RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
-
-
-def request_key(method: str, url: str, params: Mapping[str, Any] | None) -> RequestKey:
-    return method, url, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items()))
-
-
-@dataclass(slots=True)
-class _BatchRequest:
-    """One batch request whose parts are held; the first part used counts it (``calls``)."""
-
-    elapsed_ms: float
-    counted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BatchPart:
-    """One id's part of a batch request's answer, held for the request that id's own lookup
-    makes (``request``: the one-id form of the batch endpoint)."""
-
-    method: str
-    url: str
-    params: Mapping[str, Any]
-    reply: CannedReply
-    request: _BatchRequest = field(compare=False)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -178,17 +141,18 @@ class HttpProvider(Provider):
         rate_limit: RateLimitConfig | None = None,
         on_transition: TransitionCallback | None = None,
         http_client: httpx.Client | None = None,
-        breaker: CircuitBreaker | None = None,
+        breaker: CircuitBreaker | NoBreaker | None = None,
         limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         answerer: Answerer | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
+        """Everything that decides how a request is answered is given here, never patched on
+        later: ``exchange`` (default: held batch parts, then the network; ``answerer`` is
+        short for ``CannedExchange(answerer)``, as stored replay and what-if use), ``breaker``
+        (``NoBreaker()`` for answers that are not the provider's health), ``retry``."""
         self.settings = settings or settings_for(self.name)
-        # Set only by stored replay: requests are answered from stored exchanges, bypassing the
-        # limiter and the HTTP stack (a request/response round trip through httpx just to hand
-        # the provider's parser a body we already hold cost ~half of a replayed lookup).
-        self.answerer = answerer
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._owns_client = http_client is None
@@ -202,9 +166,25 @@ class HttpProvider(Provider):
         self.breaker = breaker or CircuitBreaker(
             self.name, BreakerConfig(), on_transition=on_transition
         )
-        # Parts of batch requests, answered to the lookups of the batch (see ``batched``).
-        self._held: dict[RequestKey, BatchPart] = {}
-        self._held_lock = threading.Lock()
+        if exchange is None and answerer is not None:
+            exchange = CannedExchange(answerer)
+        # Parts of batch requests are held in front of the network (see ``batched``); a given
+        # exchange (stored answers) has no batch requests to hold.
+        self._holder: HeldExchange | None = None
+        if exchange is None:
+            self._holder = HeldExchange(LiveExchange(self.http, self.limiter, USER_AGENT))
+            exchange = self._holder
+        self.exchange: Exchange = exchange
+
+    @property
+    def answerer(self) -> Answerer | None:
+        """The answerer of a canned exchange (stored replay, what-if), else ``None``."""
+        return self.exchange.answerer if isinstance(self.exchange, CannedExchange) else None
+
+    @property
+    def _held(self) -> dict[Any, BatchPart]:
+        """Batch parts held right now (empty outside ``batched``)."""
+        return self._holder.held if self._holder is not None else {}
 
     def _rate_limit(self, given: RateLimitConfig | None) -> RateLimitConfig:
         # Precedence: env override > value from enrichment_providers (caller) > our default.
@@ -236,16 +216,16 @@ class HttpProvider(Provider):
         return []
 
     def part(
-        self, batch: _BatchRequest, path: str, params: Mapping[str, Any], body: Any
+        self, batch: BatchRequest, path: str, params: Mapping[str, Any], body: Any
     ) -> BatchPart:
         """The part of ``batch`` that the one-id request ``GET path?params`` is answered with."""
         return BatchPart("GET", self.url(path), dict(params), CannedReply(200, redact(body)), batch)
 
-    def batch_request(self, path: str, params: Mapping[str, Any]) -> tuple[Reply, _BatchRequest]:
+    def batch_request(self, path: str, params: Mapping[str, Any]) -> tuple[Reply, BatchRequest]:
         """Send a batch request (limited, retried like any request); its parts go to lookups."""
         started = time.perf_counter()
         reply = self.request("GET", path, params=params)
-        return reply, _BatchRequest(round((time.perf_counter() - started) * 1000, 2))
+        return reply, BatchRequest(round((time.perf_counter() - started) * 1000, 2))
 
     @contextlib.contextmanager
     def batched(self, queries: Sequence[TrackQuery], fields: Collection[str]) -> Iterator[int]:
@@ -259,10 +239,11 @@ class HttpProvider(Provider):
         their errors take the usual paths (retries, the breaker).
         """
         parts: list[BatchPart] = []
+        holder = self._holder
         # Not while the breaker is open or probing: the lookups are refused or probe one by one.
         if (
             type(self).batch_parts is not HttpProvider.batch_parts  # it has a batch endpoint
-            and self.answerer is None
+            and holder is not None
             and self.settings.base_url
             and len(queries) > 1
             and self.breaker.state is BreakerState.CLOSED
@@ -273,22 +254,12 @@ class HttpProvider(Provider):
                 logger.warning("%s batch request failed (%s); asking one by one", self.name, exc)
             except Exception:  # a bug in one provider's batch code must not fail the message
                 logger.exception("%s batch request crashed; asking one by one", self.name)
-        keys = [(request_key(p.method, p.url, p.params), p) for p in parts]
-        with self._held_lock:
-            self._held.update(keys)
+        keys = holder.hold(parts) if holder is not None else []
         try:
             yield len(parts)
         finally:
-            with self._held_lock:
-                for key, held in keys:
-                    if self._held.get(key) is held:
-                        del self._held[key]
-
-    def _take_held(
-        self, method: str, url: str, params: Mapping[str, Any] | None
-    ) -> BatchPart | None:
-        with self._held_lock:
-            return self._held.pop(request_key(method, url, params), None)
+            if holder is not None:
+                holder.release(keys)
 
     # --- the logical lookup: breaker + response collection ---------------------------------------
     def lookup(self, query: TrackQuery, fields: Collection[str]) -> LookupResult:
@@ -413,124 +384,19 @@ class HttpProvider(Provider):
         limited: bool,
         optional: bool = False,
     ) -> Reply:
-        url = self.url(path)
-        if self.answerer is not None:
-            try:
-                return self._send_canned(self.answerer, method, url, params)
-            except NotAnswered as exc:
-                if optional:
-                    raise self.capability("not requested by the original lookup") from exc
-                raise
-        if self._held:
-            held = self._take_held(method, url, params)
-            if held is not None:
-                return self._send_held(held)
-        if limited:
-            self.limiter.acquire()
-        all_headers = {"User-Agent": USER_AGENT, **self.default_headers, **(headers or {})}
-        started = time.perf_counter()
-        status: int | None = None
+        """One attempt: the exchange answers (``providers.exchange``), the provider judges."""
+        request = Request(
+            self.name, self.api_version, method, self.url(path), params,
+            {**self.default_headers, **(headers or {})}, data, auth, limited,
+        )  # fmt: skip
         try:
-            with self.http.stream(
-                method, url, params=params, headers=all_headers, data=data, auth=auth
-            ) as response:
-                status = response.status_code
-                resp_headers = response.headers
-                try:
-                    content = read_bounded(response)
-                except MalformedResponse as exc:
-                    self._store(method, url, params, status, {"_text": str(exc)}, started)
-                    exc.provider = self.name
-                    raise
-        except httpx.TimeoutException as exc:
-            self._store(method, url, params, None, {"_error": "timeout"}, started)
-            raise TransientError(f"timeout: {exc}", provider=self.name) from exc
-        except httpx.HTTPError as exc:
-            self._store(method, url, params, None, {"_error": type(exc).__name__}, started)
-            raise TransientError(f"{type(exc).__name__}: {exc}", provider=self.name) from exc
-        body, is_json = decode_body(content)
-        raw = self._store(method, url, params, status, body, started)
-        reply = Reply(status, resp_headers, body, is_json, raw)
+            reply = self.exchange.handle(request)
+        except NotAnswered as exc:
+            if optional:
+                raise self.capability("not requested by the original lookup") from exc
+            raise
         self.check_reply(reply)
         return reply
-
-    def _send_canned(
-        self, answerer: Answerer, method: str, url: str, params: Mapping[str, Any] | None
-    ) -> Reply:
-        """:meth:`_send` for an answered exchange: same error mapping, no network. The body is
-        recorded as given (a stored body was redacted when it was first stored)."""
-        started = time.perf_counter()
-        canned = answerer(method, url, params)
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        return self._reply_from(method, url, params, canned, elapsed_ms, calls=1)
-
-    def _send_held(self, held: BatchPart) -> Reply:
-        """:meth:`_send` for a held part of a batch request (no network)."""
-        with self._held_lock:
-            calls = 0 if held.request.counted else 1
-            held.request.counted = True
-        return self._reply_from(
-            held.method, held.url, held.params, held.reply, held.request.elapsed_ms, calls=calls
-        )
-
-    def _reply_from(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        canned: CannedReply,
-        elapsed_ms: float,
-        *,
-        calls: int,
-    ) -> Reply:
-        raw = RawResponse(
-            endpoint=f"{method} {url}",
-            params=redact(dict(params or {})),
-            status_code=canned.status_code,
-            body=canned.body,
-            elapsed_ms=elapsed_ms,
-            api_version=self.api_version,
-            calls=calls,
-        )
-        collected = _collected.get()
-        if collected is not None:
-            collected.append(raw)
-        reply = Reply(canned.status_code, httpx.Headers(), canned.body, canned.is_json, raw)
-        self.check_reply(reply)
-        return reply
-
-    def _store(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        status: int | None,
-        body: Any,
-        started: float,
-    ) -> RawResponse:
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        raw = RawResponse(
-            endpoint=f"{method} {url}",
-            params=redact(dict(params or {})),
-            status_code=status,
-            body=redact(body),
-            elapsed_ms=elapsed_ms,
-            api_version=self.api_version,
-        )
-        collected = _collected.get()
-        if collected is not None:
-            collected.append(raw)
-        logger.info(
-            "provider_request",
-            extra={
-                "provider": self.name,
-                "endpoint": raw.endpoint,
-                "params": raw.params,
-                "status": status,
-                "elapsed_ms": elapsed_ms,
-            },
-        )
-        return raw
 
     # --- error mapping ----------------------------------------------------------------------
     def check_reply(self, reply: Reply) -> None:

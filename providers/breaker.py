@@ -32,6 +32,7 @@ __all__ = [
     "BreakerStore",
     "CircuitBreaker",
     "MemoryBreakerStore",
+    "NoBreaker",
     "RedisBreakerStore",
     "TransitionCallback",
 ]
@@ -274,3 +275,23 @@ def default_store(redis_url: str | None = None) -> BreakerStore:
     if url not in _default_stores:
         _default_stores[url] = RedisBreakerStore(redis.Redis.from_url(url))
     return _default_stores[url]
+
+
+class NoBreaker:
+    """A breaker that never opens, for a client whose answers say nothing about the provider's
+    health (stored replay and what-if answer from stored exchanges): always closed, records
+    nothing, shares nothing."""
+
+    state = BreakerState.CLOSED
+
+    def before_call(self) -> None:
+        return None
+
+    def record_success(self) -> None:
+        return None
+
+    def record_failure(self) -> None:
+        return None
+
+    def reset(self) -> None:
+        return None

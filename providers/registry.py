@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-from typing import cast
+from typing import Any, cast
 
 import httpx
 
@@ -64,15 +64,22 @@ def get_provider(
     rate_limit: RateLimitConfig | None = None,
     on_transition: TransitionCallback | None = None,
     http_client: httpx.Client | None = None,
+    **options: Any,
 ) -> Provider:
-    """Build provider ``name`` (settings from the environment unless given)."""
+    """Build provider ``name`` (settings from the environment unless given). ``options`` go to
+    an HTTP provider's constructor as they are (``answerer``, ``exchange``, ``breaker``,
+    ``retry``, ...: see ``HttpProvider.__init__``)."""
     eps = _entry_points()
     if name not in eps:
         raise KeyError(f"unknown provider {name!r}; installed: {', '.join(sorted(eps))}")
     cls = eps[name].load()
     if isinstance(cls, type) and issubclass(cls, HttpProvider):
         return cls(
-            settings, rate_limit=rate_limit, on_transition=on_transition, http_client=http_client
+            settings,
+            rate_limit=rate_limit,
+            on_transition=on_transition,
+            http_client=http_client,
+            **options,
         )
     # A third-party provider that is not HTTP-based takes only its settings.
     return cast(Provider, cls(settings) if settings is not None else cls())

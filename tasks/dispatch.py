@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline.enrich import SCRAPER_PROVIDERS, Next
+from pipeline.enrich import Next
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
 
 __all__ = ["LOOKUP_BATCH", "MERGE_BATCH", "chunks", "dispatch", "queue_for"]
 

@@ -41,6 +41,7 @@ __all__ = [
     "lookup_pool",
     "provider_instance",
     "record_health",
+    "reset_provider_instances",
     "run_lookups",
 ]
 

@@ -21,6 +21,7 @@ from pipeline.replay import (
     complete_finished,
     fail_row,
     process_jobs,
+    process_live,
     start_replay,
 )
 from tasks.app import app
@@ -96,13 +97,15 @@ def drain_replay_queue(max_rows: int = MAX_ROWS_PER_DRAIN) -> dict[str, int]:
     max_retries=5,
 )
 def replay_jobs(run_id: str, job_ids: list[str], mode: str, partial: bool = False) -> int:
-    """Look up (stored or live) and merge a chunk of jobs in one transaction; then gold."""
+    """Look up (stored or live) and merge a chunk of jobs; then gold. A stored chunk is one
+    transaction; a live one asks providers between short transactions (``process_live``)."""
     from tasks.gold import update_tracks
 
-    with session_scope() as session:
-        results = process_jobs(
-            session, job_ids, None if mode == "stored" else live_lookup, partial=partial
-        )
+    if mode == "stored":  # database work only: one transaction for the chunk
+        with session_scope() as session:
+            results = process_jobs(session, job_ids, None, partial=partial)
+    else:  # provider HTTP with no transaction open (pipeline.replay.process_live)
+        results = process_live(session_scope, job_ids, live_lookup, partial=partial)
     silver_ids = [r.silver_track_id for r in results if r.silver_track_id and not r.already_merged]
     if silver_ids:
         update_tracks.delay(sorted(set(silver_ids)))

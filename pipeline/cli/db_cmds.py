@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+__all__ = ["app", "resolve_url_verbose"]
+
 app = typer.Typer(help="Apply or roll back the medallion migrations.", no_args_is_help=True)
 console = Console(stderr=True)
 

@@ -13,8 +13,10 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.common import console, follow, make_progress, prepare_database
+from pipeline.errors import PipelineError
 
-__all__ = ["register"]
+# _lines: bench/intake.py reads files exactly as the CLI does.
+__all__ = ["_lines", "register", "run_ingest"]
 
 BATCH = 200
 
@@ -29,7 +31,7 @@ def _lines(path: Path) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines if line.strip()]
 
 
-class BatchFailed(Exception):
+class BatchFailed(PipelineError):
     """A batch of this ingest was quarantined whole (its run is ``failed``)."""
 
 

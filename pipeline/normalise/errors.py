@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 __all__ = ["InvalidValue"]
 
 _REPR_LIMIT = 80
@@ -25,7 +27,7 @@ def _short_repr(value: Any) -> str:
     return text
 
 
-class InvalidValue(ValueError):
+class InvalidValue(PipelineError, ValueError):
     """A raw provider value that cannot be turned into the canonical form.
 
     Attributes:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pipeline.errors import PipelineError
 from pipeline.waterfall import Plan, plan_from_snapshot
 
 __all__ = [
@@ -36,7 +37,7 @@ _COLUMNS = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(PipelineError, ValueError):
     """A proposal that cannot be simulated (unknown field or provider, bad threshold)."""
 
 

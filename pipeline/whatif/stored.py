@@ -12,19 +12,23 @@ one unanswered request, even an optional one, makes the whole answer unknown.
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import SCRAPER_PROVIDERS
 from pipeline.matching import TrackQuery
-from pipeline.replay import _NoBreaker, _params_match, _Stored, stored_exchange
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
+from pipeline.stored_answers import (
+    StoredExchange,
+    offline_provider,
+    params_match,
+    stored_exchange,
+)
 from pipeline.waterfall import Outcome
 from providers.base import CannedReply
 from providers.errors import NotAnswered, ProviderError
@@ -44,7 +48,7 @@ class Reasked:
 
 @dataclass
 class _Ask:
-    stored: list[_Stored]
+    stored: list[StoredExchange]
     hits: int = 0
     missed: str | None = None
 
@@ -63,7 +67,7 @@ def _strict_answer(method: str, url: str, params: Mapping[str, Any] | None) -> C
     hits = [
         s
         for s in ask.stored
-        if s.method == method and s.path == parts.path and _params_match(s.params, asked)
+        if s.method == method and s.path == parts.path and params_match(s.params, asked)
     ]
     if not hits and method == "POST" and "token" in parts.path:
         # A token request carries no answer about the track (the live lookup may have reused a
@@ -82,46 +86,12 @@ def _strict_answer(method: str, url: str, params: Mapping[str, Any] | None) -> C
     return CannedReply(hit.status or 200, body)
 
 
-_lock = threading.Lock()
-_providers: dict[str, Any] = {}
-
-
 def _provider(name: str) -> Any:
-    """One client per provider answered by :func:`_strict_answer`. Built as
-    ``pipeline.replay._stored_provider`` builds its own (dummy credentials, no breaker, one
-    attempt); a separate instance because that one's answerer substitutes exchanges."""
-    found = _providers.get(name)
-    if found is not None:
-        return found
-    from pydantic import SecretStr
-
-    from providers.base import HttpProvider
-    from providers.registry import get_provider
-    from providers.settings import settings_for
-
-    with _lock:
-        if name in _providers:
-            return _providers[name]
-        s = settings_for(name)
-        fill: dict[str, Any] = {}
-        if not s.base_url:
-            fill["base_url"] = f"http://stored.whatif/{name}"
-        for attr, dummy in (
-            ("client_id", "whatif"),
-            ("client_secret", SecretStr("whatif")),
-            ("api_key", SecretStr("whatif")),
-        ):
-            if hasattr(s, attr) and getattr(s, attr) is None:
-                fill[attr] = dummy
-        if getattr(s, "token_url", None) is None:
-            fill["token_url"] = f"http://stored.whatif/{name}/token"
-        provider = get_provider(name, s.model_copy(update=fill))
-        if isinstance(provider, HttpProvider):
-            provider.answerer = _strict_answer
-            provider.breaker = cast(Any, _NoBreaker())
-            provider.retry = type(provider.retry)(attempts=1)
-        _providers[name] = provider
-        return provider
+    """One client per provider answered by :func:`_strict_answer`, built as stored replay
+    builds its own (``pipeline.stored_answers.offline_provider``: dummy credentials, no
+    breaker, one attempt); a separate instance because that one's answerer substitutes
+    exchanges."""
+    return offline_provider(name, _strict_answer, "stored.whatif", "whatif")
 
 
 class StoredExchanges:
@@ -131,7 +101,7 @@ class StoredExchanges:
         self.session = session
         self._cache: dict[tuple[str, str, str], list[tuple[str, Any, Any, Any]]] = {}
 
-    def get(self, run_id: str, bronze_id: str, provider: str) -> list[_Stored]:
+    def get(self, run_id: str, bronze_id: str, provider: str) -> list[StoredExchange]:
         key = (run_id, bronze_id, provider)
         rows = self._cache.get(key)
         if rows is None:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import respx
 
-from pipeline import replay
+from pipeline import stored_answers
 from pipeline.enrich import LookupInput
 from pipeline.matching import TrackQuery
-from pipeline.replay import _parse_stored, stored_exchange
+from pipeline.stored_answers import parse_stored, stored_exchange
 from providers.breaker import BreakerConfig, CircuitBreaker, MemoryBreakerStore
 from providers.contract import LookupResult
 from providers.sandbox import SandboxHandle
@@ -92,7 +92,7 @@ def test_stored_replay_answers_a_batched_lookup_from_its_parts(
         li = LookupInput(
             "job", "run", "bronze", "acousticbrainz", FIELDS, _query(mbid), None, Decimal(0)
         )
-        replayed = _parse_stored(None, li, stored)  # type: ignore[arg-type]
+        replayed = parse_stored(None, li, stored)  # type: ignore[arg-type]
         assert _comparable(replayed) == _comparable(result)
     assert _requests(sandbox) == before
 
@@ -101,7 +101,7 @@ def test_stored_replay_answers_a_batched_lookup_from_its_parts(
 def replay_clients(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> None:
     for key, value in sandbox.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(replay, "_providers", {})
+    monkeypatch.setattr(stored_answers, "_providers", {})
 
 
 def test_a_part_answers_one_request_only(

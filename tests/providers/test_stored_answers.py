@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from pipeline import replay
+from pipeline import stored_answers
 from pipeline.enrich import LookupInput
 from pipeline.matching import TrackQuery
-from pipeline.replay import (
+from pipeline.stored_answers import (
     NoStoredResponse,
-    _answer,
+    StoredExchange,
     _current,
-    _parse_stored,
-    _Stored,
+    parse_stored,
+    stored_answer,
     stored_exchange,
 )
 from providers.base import CannedReply
@@ -41,7 +41,7 @@ def _input(provider: str, query: TrackQuery) -> LookupInput:
     return LookupInput("job", "run", "bronze", provider, FIELDS, query, None, Decimal(0))
 
 
-def _as_stored(responses: list[Any]) -> list[_Stored]:
+def _as_stored(responses: list[Any]) -> list[StoredExchange]:
     """The live exchanges as bronze stores them, read back as the replay reads them."""
     return [
         stored_exchange(r.endpoint, r.params, r.status_code, r.body)
@@ -55,7 +55,7 @@ def replay_clients(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> N
     URLs, so the stored paths are the ones it asks for. Fresh clients for each test."""
     for key, value in sandbox.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(replay, "_providers", {})
+    monkeypatch.setattr(stored_answers, "_providers", {})
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
@@ -74,7 +74,7 @@ def test_stored_lookup_parses_what_the_live_lookup_parsed(
     assert expected.responses, "the live lookup made requests"
     before = sum(sum(v.values()) for v in sandbox.stats().values())
 
-    replayed = _parse_stored(None, _input(name, query), _as_stored(expected.responses))  # type: ignore[arg-type]
+    replayed = parse_stored(None, _input(name, query), _as_stored(expected.responses))  # type: ignore[arg-type]
 
     assert sum(sum(v.values()) for v in sandbox.stats().values()) == before  # no HTTP at all
     assert replayed.status == expected.status
@@ -83,10 +83,12 @@ def test_stored_lookup_parses_what_the_live_lookup_parsed(
     assert replayed.responses == []  # nothing new to store, nothing to pay
 
 
-def _answer_with(stored: list[_Stored], method: str, url: str, params: Any = None) -> CannedReply:
+def _answer_with(
+    stored: list[StoredExchange], method: str, url: str, params: Any = None
+) -> CannedReply:
     token = _current.set(stored)
     try:
-        return _answer(method, url, params)
+        return stored_answer(method, url, params)
     finally:
         _current.reset(token)
 
@@ -121,7 +123,7 @@ def test_nothing_stored_is_a_typed_failure_never_a_call() -> None:
     with pytest.raises(NoStoredResponse, match="no stored response for GET /v1/x"):
         _answer_with([], "GET", "https://api.example.test/v1/x")
     with pytest.raises(NoStoredResponse, match="outside a stored lookup"):
-        _answer("GET", "https://api.example.test/v1/x", None)
+        stored_answer("GET", "https://api.example.test/v1/x", None)
 
 
 def test_a_stored_timeout_replays_as_a_timeout() -> None:
@@ -146,7 +148,7 @@ def test_failed_stored_lookup_carries_no_responses(name: str, sandbox: SandboxHa
         for r in responses
     ]
     with pytest.raises(MalformedResponse, match="not JSON") as info:
-        _parse_stored(None, _input(name, query), broken)  # type: ignore[arg-type]
+        parse_stored(None, _input(name, query), broken)  # type: ignore[arg-type]
     assert info.value.responses == []
 
 
@@ -171,10 +173,10 @@ def test_an_optional_request_the_original_skipped_replays_as_unavailable(
     assert any("/audio-features/" in r.endpoint for r in first.responses)
     assert not any("/audio-features/" in r.endpoint for r in second.responses)
 
-    replayed = _parse_stored(None, _input("spotify", tracks[1]), _as_stored(second.responses))  # type: ignore[arg-type]
+    replayed = parse_stored(None, _input("spotify", tracks[1]), _as_stored(second.responses))  # type: ignore[arg-type]
     assert replayed.status == second.status == "found"
     assert replayed.values == second.values
     assert "bpm" in replayed.unavailable and "bpm" in second.unavailable
     assert "not requested by the original lookup" in replayed.unavailable["bpm"]
-    again = _parse_stored(None, _input("spotify", tracks[0]), _as_stored(first.responses))  # type: ignore[arg-type]
+    again = parse_stored(None, _input("spotify", tracks[0]), _as_stored(first.responses))  # type: ignore[arg-type]
     assert again.values == first.values and again.unavailable == first.unavailable
