@@ -279,7 +279,10 @@ def stalled_replays(
         text("""
             WITH picked AS (
                 SELECT j.id, j.run_id, coalesce(j.replay_mode, 'stored') AS mode,
-                       coalesce(cardinality(q.fields_to_replay), 0) > 0 AS partial
+                       -- a job planned for some fields only (``create_jobs(fields=...)``) is a
+                       -- partial replay whether or not it came through the replay queue
+                       (coalesce(cardinality(j.fields), 0) > 0
+                        OR coalesce(cardinality(q.fields_to_replay), 0) > 0) AS partial
                 FROM enrichment_jobs j
                 JOIN enrichment_pipeline_runs r ON r.id = j.run_id
                 LEFT JOIN pipeline_replay_queue q ON q.assigned_run_id = r.id

@@ -152,39 +152,45 @@ def test_partial_replay_keeps_warnings_of_fields_it_did_not_replay(db_session: S
     assert row.validation_status == "warning"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #16 defect (b), not fixed here: the sweeper re-dispatches a replay run's "
-    "pending lookups to the live lookup task, whose merge decision (pipeline.enrich.advance_many"
-    " -> tasks.merge -> pipeline.merge.merge_jobs) is a full merge; the fix belongs to the merge "
-    "decision (route replay jobs with fields to pipeline.partial_merge.merge_fields)",
-)
 def test_a_swept_partial_replay_job_is_merged_partially(db_session: Session) -> None:
-    """A partial replay job whose lookup message was lost is found by the sweeper; once its
-    lookup is answered (as the lookup task records it), the merge the lookup hands it to must
-    still be partial: the track the bronze row feeds gets the BPM, and no second silver track
-    is made from the scraped names."""
+    """Issue #16 defect (b): a partial replay job whose message was lost must come back as a
+    partial replay chunk, never as a live lookup whose merge is a full one. The sweeper leaves
+    replay runs' lookups alone (issue 20), ``stalled_replays`` finds the job as *partial*, and
+    the partial merge that chunk runs gives the track its BPM with no second silver track made
+    from the scraped names (which differ from the provider's, so a full merge of only ``bpm``
+    would file the track under another identity)."""
     from pipeline.maintenance import sweep_stalled
+    from pipeline.recovery import stalled_replays
+    from pipeline.replay import merge_replayed
 
     tag = uuid.uuid4().hex[:8]
-    # Scraped names differ from the provider's: a full merge of only ``bpm`` would fall back
-    # to them and file the track under another identity.
     bronze = insert_scraped_track(db_session.connection(), f"DJ {tag}", "Replayed (live)")
     run = str(start_run(db_session, "manual", "test"))
     merges = _answer_rounds(db_session, create_jobs(db_session, run, [bronze]), tag, with_bpm=False)
     [first] = merge_jobs(db_session, merges)
     replay = str(start_run(db_session, "replay", "replay:test"))
     nxt = create_jobs(db_session, replay, [bronze], fields=["bpm"], replay_mode="stored")
+    job_ids = sorted({j for js in nxt.lookups.values() for j in js})
     db_session.execute(
         text(
             "UPDATE enrichment_lookups SET updated_at = now() - interval '1 hour' "
             "WHERE job_id = ANY(CAST(:ids AS uuid[]))"
         ),
-        {"ids": [j for js in nxt.lookups.values() for j in js]},
+        {"ids": job_ids},
+    )
+    db_session.execute(
+        text(
+            "UPDATE enrichment_jobs SET updated_at = now() - interval '1 hour' "
+            "WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": job_ids},
     )
     swept, _ = sweep_stalled(db_session, older_than_s=600)
-    assert set(swept.lookups) == set(nxt.lookups)
-    to_merge = _answer_rounds(db_session, swept, tag, with_bpm=True)
-    [result] = merge_jobs(db_session, to_merge)  # what tasks.merge.merge_jobs runs
-    assert result.silver_track_id == first.silver_track_id
+    assert not {j for js in swept.lookups.values() for j in js} & set(job_ids)
+    [stalled] = [r for r in stalled_replays(db_session, 600) if r.run_id == replay]
+    assert stalled.partial and stalled.mode == "stored"
+    assert sorted(stalled.job_ids) == job_ids
+    to_merge = _answer_rounds(db_session, nxt, tag, with_bpm=True)
+    [result] = merge_replayed(db_session, to_merge, partial=stalled.partial)
+    assert str(result.silver_track_id) == str(first.silver_track_id)
     assert float(_track(db_session, str(first.silver_track_id)).bpm) == 128.0
