@@ -124,6 +124,17 @@ def sandbox() -> Iterator[Any]:
         handle.stop()
 
 
+def _reset_connection_pools(app: Any) -> None:
+    """Close and forget the app's broker connection pool and producer pool (Celery builds
+    both lazily from ``broker_url`` on first use)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None and getattr(amqp, "_producer_pool", None) is not None:
+        amqp._producer_pool = None
+
+
 @pytest.fixture(scope="session")
 def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str, str]]:
     """Environment shared by the worker subprocess and the enqueuing test process."""
@@ -150,6 +161,10 @@ def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str
     for name in available_providers():
         env[f"SONGNODES_{name.upper()}_RATE_LIMIT_PER_SECOND"] = "1000"
     old_broker = app.conf.broker_url
+    # A test that ran earlier in this process (an eager task, a publish) may have opened the
+    # app's connection and producer pools on the default broker; they do not follow a changed
+    # broker_url, so ping and apply_async would go elsewhere. Start them afresh, here and after.
+    _reset_connection_pools(app)
     app.conf.broker_url = broker
     old_options = app.conf.broker_transport_options
     app.conf.broker_transport_options = {
@@ -162,6 +177,7 @@ def pipeline_env(db_url: str, redis_url: str, sandbox: Any) -> Iterator[dict[str
     try:
         yield env
     finally:
+        _reset_connection_pools(app)
         app.conf.broker_url = old_broker
         app.conf.broker_transport_options = old_options
         for k, v in saved.items():
