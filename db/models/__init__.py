@@ -27,10 +27,12 @@ from db.models.lineage import (
     PipelineReplayQueue,
 )
 from db.models.operations import (
+    EnrichmentFlight,
     EnrichmentJob,
     EnrichmentLookup,
     IngestQuarantine,
     PlaylistEntryFlag,
+    SilverFieldCheck,
     SilverTrackArtist,
 )
 from db.models.silver import (
@@ -50,6 +52,7 @@ __all__ = [
     "BronzeScrapedPlaylist",
     "BronzeScrapedTrack",
     "DataQualityMetric",
+    "EnrichmentFlight",
     "EnrichmentJob",
     "EnrichmentLookup",
     "EnrichmentPipelineRun",
@@ -68,5 +71,6 @@ __all__ = [
     "SilverEnrichedPlaylist",
     "SilverEnrichedTrack",
     "SilverPlaylistTrack",
+    "SilverFieldCheck",
     "SilverTrackArtist",
 ]
