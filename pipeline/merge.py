@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from db.bulk import Bulk, unique_waves
 from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
+from pipeline.freshness import after_merge
 from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, fold_to_genre, plausible_for, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
@@ -201,10 +202,24 @@ def upsert_artist(
     return str(new_id)
 
 
-def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
+def _find_silver(
+    session: Session,
+    ids: dict[str, Any],
+    ikey: str,
+    *,
+    silver_id: Any = None,
+    lock: bool = True,
+) -> Any:
+    """The silver track these ids or this identity key belong to (ISRC first, then provider
+    ids, then the key). ``silver_id``: the track identity-first matched this job to (issue 17)
+    comes first. ``lock=False``: read only (planning, no write follows)."""
     conditions = ["identity_key = :ikey"]
     order = ["WHEN identity_key = :ikey THEN 9"]
     params: dict[str, Any] = {"ikey": ikey}
+    if silver_id is not None:
+        conditions.append("id = CAST(:reuse_silver AS uuid)")
+        order.insert(0, "WHEN id = CAST(:reuse_silver AS uuid) THEN -1")
+        params["reuse_silver"] = str(silver_id)
     for rank, col in enumerate(IDENTITY_IDS):
         if ids.get(col):
             conditions.append(f"{col} = :{col}")
@@ -215,7 +230,8 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
         "SELECT s.*, (SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
         "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence "
         f"FROM silver_enriched_tracks s WHERE {' OR '.join(conditions)} "
-        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE OF s"
+        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1"
+        + (" FOR NO KEY UPDATE OF s" if lock else "")
     )
     return session.execute(text(sql), params).first()
 
@@ -325,7 +341,7 @@ _JOB_MERGED = Bulk.of(
 _JOBS_SQL = text(
     """SELECT j.id::text AS id, j.run_id, j.bronze_track_id, j.status, j.fields,
               j.silver_track_id, b.source, b.artist_name, b.track_title, b.raw_json,
-              b.playlist_id
+              b.playlist_id, j.replay_mode, j.reused_fields, j.reuse_silver_id
        FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
        WHERE j.id = ANY(CAST(:ids AS uuid[]))
        ORDER BY j.id
@@ -501,6 +517,15 @@ def merge_jobs(
         for p in prepared:
             results[p.job.id].silver_track_id = None
         _merge_carefully(session, prepared, results, override_fields, artists)
+    # Issue 17: looked-up fields become checks, reused fields get their reuse row.
+    after_merge(
+        session,
+        [
+            (p.job, p.plan, sid, frozenset(p.rules))
+            for p in prepared
+            if (sid := results[p.job.id].silver_track_id)
+        ],
+    )
     if unidentified:
         session.execute(
             text(
@@ -571,11 +596,12 @@ def _write_merge(
     ids of artists known to exist (normalised name -> id). ``careful=False``: no savepoint
     around the silver write, an id conflict raises (the caller redoes the batch carefully)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
-    existing = _find_silver(session, values, p.ikey)
+    reuse = p.job.reuse_silver_id
+    existing = _find_silver(session, values, p.ikey, silver_id=reuse)
     if existing is not None and str(existing.id) in deferred.silver_ids:
         # An earlier job of this batch fed this track: write its provenance, then read again.
         deferred.flush(session)
-        existing = _find_silver(session, values, p.ikey)
+        existing = _find_silver(session, values, p.ikey, silver_id=reuse)
     # Provenance is written after this (deferred), so one read serves both uses below.
     known_conf: dict[str, float | None] = {}
     if existing is not None:

@@ -70,7 +70,7 @@ __all__ = [
     "SilverEnrichedArtist",
     "SilverEnrichedPlaylist",
     "SilverEnrichedTrack",
-    "SilverPlaylistTrack",
     "SilverFieldCheck",
+    "SilverPlaylistTrack",
     "SilverTrackArtist",
 ]

@@ -99,7 +99,9 @@ class EnrichmentJob(Base):
             postgresql_where=text("status IN ('enriching', 'merging')"),
         ),
         Index(
-            "ix_enrichment_jobs_waits_for", "waits_for", postgresql_where=text("waits_for IS NOT NULL")
+            "ix_enrichment_jobs_waits_for",
+            "waits_for",
+            postgresql_where=text("waits_for IS NOT NULL"),
         ),
     )
 
