@@ -147,7 +147,10 @@ def test_a_stale_field_is_the_only_one_asked_again(db_session: Session) -> None:
     tag = uuid.uuid4().hex[:6]
     _, silver, _ = _first_sighting(db_session, f"Stale {tag}", "Song")
     db_session.execute(
-        text("UPDATE metadata_enrichment_config SET fresh_for = '1 day' WHERE metadata_field = 'bpm'")
+        text(
+            "UPDATE metadata_enrichment_config SET fresh_for = '1 day' "
+            "WHERE metadata_field = 'bpm'"
+        )
     )
     db_session.execute(
         text(
@@ -194,8 +197,9 @@ def test_a_field_chosen_under_an_older_configuration_is_stale(db_session: Sessio
     assert "key" not in fresh and "bpm" in fresh
     same = db_session.execute(
         text(
-            "SELECT field_config_hash(c1) = field_config_hash(c1 || '{\"field_description\": 1}')"
-            ", field_config_hash(c1) = field_config_hash(c1 || '{\"waterfall_mode\": \"parallel\"}')"
+            "SELECT field_config_hash(c1) = field_config_hash(c1 || '{\"field_description\": 1}'),"
+            " field_config_hash(c1) = "
+            "   field_config_hash(c1 || '{\"waterfall_mode\": \"parallel\"}')"
             " FROM (SELECT to_jsonb(c) AS c1 FROM metadata_enrichment_config c "
             "WHERE metadata_field = 'key') x"
         )
@@ -291,7 +295,7 @@ def test_force_and_replays_still_ask_every_provider(db_session: Session) -> None
     """A live (--force) or stored replay of a fresh known track plans the full round one, as
     before issue 17, and a stored replay renews no freshness check."""
     tag = uuid.uuid4().hex[:6]
-    run1, silver, calls1 = _first_sighting(db_session, f"Force {tag}", "Song")
+    run1, silver, _ = _first_sighting(db_session, f"Force {tag}", "Song")
     bronze = db_session.execute(
         text("SELECT bronze_id::text FROM silver_enriched_tracks WHERE id = :s"), {"s": silver}
     ).scalar_one()
@@ -299,11 +303,19 @@ def test_force_and_replays_still_ask_every_provider(db_session: Session) -> None
     from pipeline.waterfall import next_lookups
 
     round_one = set(next_lookups(plan, [], [], None))
-    for mode in ("live", "stored"):
+    checks = text(
+        "SELECT checked_run_id::text FROM silver_field_checks "
+        "WHERE silver_track_id = :s AND metadata_field = 'bpm'"
+    )
+    for mode in ("stored", "live"):
         run = str(start_run(db_session, "replay", "test"))
         nxt = create_jobs(db_session, run, [bronze], replay_mode=mode)
         assert set(nxt.lookups) == round_one
         assert _job(db_session, run, bronze).reused_fields is None
+        _drive(db_session, nxt)
+        checked = db_session.execute(checks, {"s": silver}).scalar_one()
+        # a stored replay re-reads old answers (the check stays run 1's); --force asks again
+        assert checked == (run1 if mode == "stored" else run)
     hist = str(start_run(db_session, "replay", "test"))
     nxt = create_jobs(db_session, hist, [bronze], config_run_id=run1)
     assert set(nxt.lookups) == round_one  # time travel plans with the old snapshot, in full
