@@ -22,6 +22,7 @@ app.conf.include = [
     "tasks.gold",
     "tasks.maintenance",
     "tasks.replay",  # issue #5: replay queue drain + replay jobs
+    "tasks.reenrich",  # issue 17: scheduled re-enrichment of stale fields
 ]
 
 
