@@ -115,7 +115,9 @@ WHERE r.triggered_by = %(t)s GROUP BY l.provider
 """
 
 
-def run_sightings(conn: Any, name: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+def run_sightings(
+    conn: Any, name: str, messages: list[dict[str, Any]], meter: CpuMeter
+) -> dict[str, Any]:
     """Queue every message at once, wait until every run is closed, every job done and gold
     written; return rows, distinct tracks, provider calls and seconds."""
     from pipeline.gold import GOLD_STATUSES
@@ -126,6 +128,7 @@ def run_sightings(conn: Any, name: str, messages: list[dict[str, Any]]) -> dict[
         messages[i : i + SETLISTS_PER_MESSAGE]
         for i in range(0, len(messages), SETLISTS_PER_MESSAGE)
     ]
+    meter.start()
     wall0 = time.time()
     for batch in batches:
         ingest_batch.apply_async((batch, tag, "bench"))
@@ -145,6 +148,7 @@ def run_sightings(conn: Any, name: str, messages: list[dict[str, Any]]) -> dict[
             raise RuntimeError(f"{name}: no progress for {stall_s:.0f} s ({open_jobs} jobs open)")
         time.sleep(0.25)
     seconds = time.time() - wall0
+    meter.stop()
     rows, tracks, calls, _ = conn.execute(_STATS, {"t": tag}).fetchone()
     by_provider = dict(conn.execute(_CALLS_BY_PROVIDER, {"t": tag}).fetchall())
     conn.commit()
@@ -159,7 +163,8 @@ def run_sightings(conn: Any, name: str, messages: list[dict[str, Any]]) -> dict[
         f"{name:<16} {result['rows']:>6} rows {result['tracks']:>5} tracks {seconds:7.1f} s "
         f"{result['rows'] / seconds:7.1f} rows/s  calls {result['calls']:>6} "
         f"({result['calls'] / max(result['rows'], 1):.3f}/row, "
-        f"{result['calls'] / max(result['tracks'], 1):.2f}/track)",
+        f"{result['calls'] / max(result['tracks'], 1):.2f}/track)\n"
+        f"{'':<16} CPU per row {meter.per_item_ms(result['rows'])}",
         flush=True,
     )
     return result
@@ -186,6 +191,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit-factor", type=float, default=10.0, help="real limit x this")
     p.add_argument("--noop-tasks", type=int, help="no-op tasks per baseline drain")
     p.add_argument("--concurrency", type=int, default=4, help="worker prefork processes")
+    p.add_argument(
+        "--limited-concurrency", type=int, default=8, help="prefork processes, limited pass"
+    )
     p.add_argument("--broker-db", type=int, default=14, help="Redis db of the broker")
     p.add_argument("--state-db", type=int, default=15, help="Redis db of limits/breakers")
     p.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
@@ -244,18 +252,24 @@ def main(argv: list[str] | None = None) -> None:
                     drains = noop_throughput(broker, args.noop_tasks, CpuMeter(pid))
                     noop_tps = statistics.median(drains)
                     print(f"no-op: {noop_tps:.1f} tasks/s (median of {drains})", flush=True)
-                    first = run_sightings(conn, "first sightings", setlists(ranks, 0, nonce, "a"))
-                    again = run_sightings(conn, "re-scrape", setlists(ranks, 0, nonce, "b"))
+                    first = run_sightings(
+                        conn, "first sightings", setlists(ranks, 0, nonce, "a"), CpuMeter(pid)
+                    )
+                    again = run_sightings(
+                        conn, "re-scrape", setlists(ranks, 0, nonce, "b"), CpuMeter(pid)
+                    )
                 state.flushdb()  # limiter state of the free worker
                 limits = {p: v * args.limit_factor for p, v in real_limits().items()}
                 limited_env = dict(env) | {
                     f"SONGNODES_{p.upper()}_RATE_LIMIT_PER_SECOND": f"{v:g}"
                     for p, v in limits.items()
                 }
-                with worker_process(limited_env, args.concurrency, log):
+                # Lookups waiting on a provider's limit sleep in the limiter and hold their
+                # process: more processes keep the other providers' queues moving meanwhile.
+                with worker_process(limited_env, args.limited_concurrency, log) as pid:
                     offset = args.distinct  # tracks no earlier pass saw
                     limited = run_sightings(
-                        conn, "limited", setlists(limited_ranks, offset, nonce, "c")
+                        conn, "limited", setlists(limited_ranks, offset, nonce, "c"), CpuMeter(pid)
                     )
                 sizes = conn.execute(
                     "SELECT pg_database_size(current_database()), "

@@ -9,9 +9,10 @@ counts as checked too: a negative answer is kept for the same lifetime, or every
 track no provider knows would ask again.
 
 Written after each merge (:func:`after_merge`): the fields the job looked up become checks
-(a field one of whose providers failed or was skipped is not: its answer is unknown, not
-negative); the fields the job reused get one ``merge`` transformation each with
-``transformation_rules.reuse = true`` and "reused from run R" (none per provider), which
+(a field one of whose providers failed or was skipped, or that no provider could be asked
+about, is not: its answer is unknown, not negative); the fields the job reused get one
+``merge`` transformation each with ``transformation_rules.reuse = true`` and "reused from run
+R" (none per provider), which
 ``songnodes trace`` shows beside the merges that chose the value. A stored replay re-reads old
 responses and renews no check; a live (``--force``) replay does.
 """
@@ -94,11 +95,16 @@ _REUSE = Bulk.of(
     [("run", "uuid"), ("bronze", "uuid"), ("silver", "uuid"), ("field", "text")],
 )
 
-_UNANSWERED_SQL = text(
+# A field is checked when a provider answered it (found, not found, unavailable) and none of
+# its lookups failed or was skipped: a field nobody could be asked about (its providers down or
+# disabled) stays unchecked and is asked at the next sighting.
+_ANSWERED_SQL = text(
     """
-    SELECT DISTINCT l.job_id::text, f
+    SELECT l.job_id::text, f
     FROM enrichment_lookups l CROSS JOIN LATERAL unnest(l.fields) AS f
-    WHERE l.job_id = ANY(CAST(:ids AS uuid[])) AND l.status IN ('pending', 'failed', 'skipped')
+    WHERE l.job_id = ANY(CAST(:ids AS uuid[]))
+    GROUP BY l.job_id, f
+    HAVING bool_and(l.status NOT IN ('pending', 'failed', 'skipped'))
     """
 )
 
@@ -112,9 +118,9 @@ def after_merge(
     won) has its merge row and gets no reuse row."""
     if not merged:
         return
-    unanswered: set[tuple[str, str]] = {
+    answered: set[tuple[str, str]] = {
         (j, f)
-        for j, f in session.execute(_UNANSWERED_SQL, {"ids": [str(m[0].id) for m in merged]})
+        for j, f in session.execute(_ANSWERED_SQL, {"ids": [str(m[0].id) for m in merged]})
     }
     checks: list[dict[str, Any]] = []
     reuses: list[dict[str, Any]] = []
@@ -125,7 +131,7 @@ def after_merge(
             checks += [
                 {"silver": silver_id, "field": f, "run": str(job.run_id)}
                 for f in sorted(wanted - reused)
-                if (str(job.id), f) not in unanswered and f in plan.rules
+                if (str(job.id), f) in answered and f in plan.rules
             ]
         reuses += [
             {"run": str(job.run_id), "bronze": str(job.bronze_track_id), "silver": silver_id,

@@ -437,6 +437,18 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
                 "fallback": True,
                 "config_run_id": run_id,
             }
+    ikey = identity_key(values["artist_name"], values["track_title"])
+    artist_names = split_artists(values["artist_name"]) or [values["artist_name"]]
+    reused = set(getattr(job, "reused_fields", None) or ())
+    for col in ("artist_name", "track_title"):
+        # Issue 17: a reused name keeps the track's value (and its artists): the scraped
+        # fallback is for identity only, not written, and the field gets its reuse row.
+        if col in reused and col not in resolved.winners and job.reuse_silver_id is not None:
+            values.pop(col, None)
+            confidences.pop(col, None)
+            rules.pop(col, None)
+            if col == "artist_name":
+                artist_names = []
     return _Prepared(
         job=job,
         run_id=run_id,
@@ -449,8 +461,8 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
         metadata=resolved.metadata,
         warnings=resolved.warnings,
         rules=rules,
-        ikey=identity_key(values["artist_name"], values["track_title"]),
-        artist_names=split_artists(values["artist_name"]) or [values["artist_name"]],
+        ikey=ikey,
+        artist_names=artist_names,
     )
 
 

@@ -42,9 +42,15 @@ def _answer(provider: str, fields: list[str]) -> LookupResult:
     )
 
 
-def _drive(session: Session, nxt: Next, calls: Counter[str] | None = None) -> list[str]:
-    """Run the pipeline in process: every planned lookup answered, every merge merged, every
-    released follower planned; returns the merged job ids. ``calls`` counts lookups asked."""
+def _drive(
+    session: Session,
+    nxt: Next,
+    calls: Counter[str] | None = None,
+    fail: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Run the pipeline in process: every planned lookup answered (providers in ``fail`` give
+    up, as after their last retry), every merge merged, every released follower planned;
+    returns the merged job ids. ``calls`` counts lookups asked."""
     merged: list[str] = []
     while nxt:
         step = Next()
@@ -52,7 +58,12 @@ def _drive(session: Session, nxt: Next, calls: Counter[str] | None = None) -> li
             inputs = lookup_inputs(session, job_ids, provider)
             if calls is not None:
                 calls[provider] += len(inputs)
-            outcomes = [LookupOutcome(li, result=_answer(provider, li.fields)) for li in inputs]
+            outcomes = [
+                LookupOutcome(li, error="gave up after 5 attempts")
+                if provider in fail
+                else LookupOutcome(li, result=_answer(provider, li.fields))
+                for li in inputs
+            ]
             step.extend(record_outcomes(session, outcomes, attempts=1))
         if nxt.merges:
             merge_jobs(session, nxt.merges)
@@ -131,9 +142,20 @@ def test_a_fresh_known_track_plans_no_lookup_and_is_linked_with_reuse_lineage(
     assert all(r.transformation_type == "merge" for r in rows)  # no enrichment row at all
     reuse = [r for r in rows if (r.transformation_rules or {}).get("reuse")]
     per_field = Counter(r.metadata_field for r in reuse)
-    # one reuse row per reused field (artist and title get the scraped-fallback merge row)
-    assert set(per_field) == set(plan.rules) - {"artist_name", "track_title"}
-    assert set(per_field.values()) == {1}
+    # one reuse row per reused field, names included: the sighting's own spelling ("Original
+    # Mix") is not written over the track's, and no merge row claims it
+    assert set(per_field) == set(plan.rules) and set(per_field.values()) == {1}
+    assert len(rows) == len(reuse)
+    names = db_session.execute(
+        text(
+            "SELECT s.track_title, p.last_modified_run_id::text AS run "
+            "FROM silver_enriched_tracks s "
+            "JOIN field_provenance p ON p.silver_track_id = s.id "
+            "AND p.metadata_field = 'track_title' WHERE s.id = :s"
+        ),
+        {"s": silver},
+    ).one()
+    assert names.track_title == "Song" and names.run == run1
     assert all(r.transformation_rules["reused_from_run_id"] == run1 for r in reuse)
     decisions = trace_field(db_session, silver, "bpm").decisions
     assert decisions[-1].run_id == run2
@@ -319,3 +341,23 @@ def test_force_and_replays_still_ask_every_provider(db_session: Session) -> None
     hist = str(start_run(db_session, "replay", "test"))
     nxt = create_jobs(db_session, hist, [bronze], config_run_id=run1)
     assert set(nxt.lookups) == round_one  # time travel plans with the old snapshot, in full
+
+
+def test_a_field_whose_provider_failed_is_not_fresh(db_session: Session) -> None:
+    """bpm's first provider gives up on the first sighting (the others answer bpm, so it has a
+    value): bpm is not checked (its answer is unknown, not negative) and the next sighting asks
+    bpm's waterfall again; fields nobody failed stay fresh."""
+    tag = uuid.uuid4().hex[:6]
+    run1 = str(start_run(db_session, "incremental", "test"))
+    plan = load_plan(db_session, run1)
+    first_bpm = plan.rules["bpm"].providers()[0]
+    bronze = _bronze(db_session, f"Failed {tag}", "Song")
+    _drive(db_session, create_jobs(db_session, run1, [bronze]), fail=frozenset({first_bpm}))
+    silver = _job(db_session, run1, bronze).silver
+    run2 = str(start_run(db_session, "incremental", "test"))
+    fresh = fresh_fields(db_session, run2, [silver])[silver]
+    failed_fields = set(plan.fields_for(first_bpm))
+    assert "bpm" in failed_fields and not fresh & failed_fields
+    assert fresh  # the other fields were answered
+    nxt = create_jobs(db_session, run2, [_bronze(db_session, f"Failed {tag}", "Song")])
+    assert first_bpm in nxt.lookups
