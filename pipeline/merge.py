@@ -637,19 +637,25 @@ def _write_merge(
             "q_run": p.run_id,
         }
 
-    silver_id = _write_silver(
-        session,
-        existing,
-        values,
-        confidences,
-        p.ikey,
-        p.bronze_id,
-        override_fields,
-        warnings,
-        known_conf,
-        quality,
-        careful,
-    )
+    if existing is not None and reuse is not None and not p.rules:
+        # Issue 17: every field reused, nothing chosen: only link the row to the track (its
+        # values, quality and metadata stay as the merges that chose them wrote them).
+        silver_id = str(existing.id)
+        session.execute(_LINK_BRONZE, {"id": silver_id, "bronze": p.bronze_id})
+    else:
+        silver_id = _write_silver(
+            session,
+            existing,
+            values,
+            confidences,
+            p.ikey,
+            p.bronze_id,
+            override_fields,
+            warnings,
+            known_conf,
+            quality,
+            careful,
+        )
     rows = _provenance_rows(silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules)
     known = artists or {}
     links = [
@@ -684,6 +690,13 @@ _QUALITY_ADDED = frozenset({"enrichment_metadata", "field_confidence"})
 _QUALITY_SETS = ", ".join(
     f"{col} = {col} || {value}" if col in _QUALITY_ADDED else f"{col} = {value}"
     for col, value in _QUALITY_VALUES.items()
+)
+
+
+_LINK_BRONZE = text(
+    "UPDATE silver_enriched_tracks SET additional_bronze_ids = additional_bronze_ids "
+    "|| CAST(:bronze AS uuid), updated_at = now() WHERE id = :id AND bronze_id <> "
+    "CAST(:bronze AS uuid) AND NOT CAST(:bronze AS uuid) = ANY(additional_bronze_ids)"
 )
 
 
