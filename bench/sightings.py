@@ -13,7 +13,8 @@ measured in the same run on the same worker.
 Passes:
 
 1. first sightings: provider calls per bronze row and per distinct track, bronze rows/s end to
-   end (first enqueue -> last merge and gold row) and its ratio to no-op tasks/s (target 0.35);
+   end (first enqueue -> every run closed and every setlist in gold) and its ratio to no-op
+   tasks/s (target 0.35);
 2. re-scrape: the same setlists again under new URLs: provider calls (target 0);
 3. limited: a second worker where every provider is limited to its real limit x
    ``--limit-factor`` (providers/settings.py), fresh tracks (Zipf again): distinct tracks/s
@@ -39,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.pipeline import (
-    _GOLD_PENDING,
     CATALOGUE,
     CpuMeter,
     _progress,
@@ -90,7 +90,7 @@ def setlists(ranks: list[int], offset: int, nonce: str, label: str) -> list[dict
                 "source": "bench-setlists",
                 "source_url": f"https://bench.songnodes.invalid/{nonce}/{label}/{n}",
                 "scraper_version": "bench-1.0",
-                "playlist_name": f"bench set {nonce} {n}",
+                "playlist_name": f"bench set {nonce} {label} {n}",
                 "artist_name": f"bench dj {n % 50}",
                 "event_date": "2025-10-29",
                 "raw_json": {"tracks": tracks},
@@ -115,12 +115,18 @@ WHERE r.triggered_by = %(t)s GROUP BY l.provider
 """
 
 
+_PLAYLISTS_IN_GOLD = """
+SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
+"""
+
+
 def run_sightings(
     conn: Any, name: str, messages: list[dict[str, Any]], meter: CpuMeter
 ) -> dict[str, Any]:
-    """Queue every message at once, wait until every run is closed, every job done and gold
-    written; return rows, distinct tracks, provider calls and seconds."""
-    from pipeline.gold import GOLD_STATUSES
+    """Queue every message at once, wait until every run is closed, every job done and every
+    setlist in gold (a setlist reaches gold once all its tracks are merged, with their gold
+    rows: a sighting only linked to its track changes gold through its setlist); return rows,
+    distinct tracks, provider calls and seconds."""
     from tasks.ingest import ingest_batch
 
     tag = f"bench-sightings:{name}:{uuid.uuid4().hex[:8]}"
@@ -140,9 +146,10 @@ def run_sightings(
         if (created, running, open_jobs) != last_seen:
             last_seen, deadline = (created, running, open_jobs), time.monotonic() + stall_s
         if created >= len(batches) and running == 0 and open_jobs == 0:
-            pending = conn.execute(_GOLD_PENDING, {"t": tag, "ok": list(GOLD_STATUSES)}).fetchone()
+            pattern = messages[0]["playlist_name"].rsplit(" ", 1)[0] + " %"
+            gold = conn.execute(_PLAYLISTS_IN_GOLD, {"p": pattern}).fetchone()
             conn.commit()
-            if pending and pending[0] == 0:
+            if gold and gold[0] >= len(messages):
                 break
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name}: no progress for {stall_s:.0f} s ({open_jobs} jobs open)")

@@ -86,6 +86,9 @@ class MergeResult:
     bronze_playlist_ids: list[str] = field(default_factory=list)
     run_finished: bool = False
     already_merged: bool = False
+    #: Issue 17: every field reused, the bronze row only linked (its gold row is unchanged
+    #: unless a playlist merge counts the appearance).
+    linked_only: bool = False
 
 
 def _column_value(name: str, value: Any) -> tuple[Any, dict[str, str]]:
@@ -529,6 +532,8 @@ def merge_jobs(
         for p in prepared:
             results[p.job.id].silver_track_id = None
         _merge_carefully(session, prepared, results, override_fields, artists)
+    for p in prepared:
+        results[p.job.id].linked_only = p.job.reuse_silver_id is not None and not p.rules
     # Issue 17: looked-up fields become checks, reused fields get their reuse row.
     after_merge(
         session,

@@ -38,7 +38,7 @@ def merge_jobs(job_ids: list[str]) -> dict[str, int]:
         # Already-merged jobs (a redelivered or retried batch) are sent to gold again too: the
         # first attempt may have merged them and then failed before it enqueued their gold
         # upsert, which is idempotent.
-        if result.silver_track_id:
+        if result.silver_track_id and not result.linked_only:  # linked only: gold unchanged
             silver_ids.append(result.silver_track_id)
         playlists.update(result.bronze_playlist_ids)
     if silver_ids:
