@@ -275,11 +275,18 @@ class _Prepared:
     ikey: str
     artist_names: list[str]
 
+    @property
+    def linked_only(self) -> bool:
+        """Issue 17: every field reused, nothing chosen: the job only links its bronze row."""
+        return self.job.reuse_silver_id is not None and not self.rules
+
     def lock_keys(self, existing_artists: Mapping[str, str]) -> list[str]:
         """Advisory lock keys this job's writes need. An artist that already exists needs
         none: it is only linked, never created or changed, and artists are never deleted.
         (Locking every credited artist made concurrent batches that share one popular artist
         wait for each other's whole merge.)"""
+        if self.linked_only:
+            return []  # issue 17: creates nothing; the row lock of its final link suffices
         keys = [f"track:{self.ikey}"]
         keys += [f"{col}:{self.values[col]}" for col in IDENTITY_IDS if self.values.get(col)]
         keys += [
@@ -301,6 +308,7 @@ class _Deferred:
     track_artists: list[dict[str, Any]] = field(default_factory=list)
     merged_jobs: list[dict[str, Any]] = field(default_factory=list)
     silver_ids: set[str] = field(default_factory=set)
+    links: list[dict[str, Any]] = field(default_factory=list)  # issue 17: linked-only rows
 
     def add(
         self,
@@ -325,7 +333,16 @@ class _Deferred:
             _PROVENANCE.run(session, wave)
         _TRACK_ARTIST.run(session, self.track_artists)
         _JOB_MERGED.run(session, self.merged_jobs)
-        for rows in (self.merges, self.provenance, self.track_artists, self.merged_jobs):
+        if self.links:
+            # Last, in track order: a hit's row is linked by most batches, and this is the only
+            # lock a linked-only job takes, so it is held for the end of the batch only.
+            session.execute(
+                _LINK_BRONZES,
+                {"s": [r["s"] for r in self.links], "b": [r["b"] for r in self.links]},
+            )
+        for rows in (
+            self.merges, self.provenance, self.track_artists, self.merged_jobs, self.links
+        ):
             rows.clear()
         self.silver_ids.clear()
 
@@ -533,7 +550,7 @@ def merge_jobs(
             results[p.job.id].silver_track_id = None
         _merge_carefully(session, prepared, results, override_fields, artists)
     for p in prepared:
-        results[p.job.id].linked_only = p.job.reuse_silver_id is not None and not p.rules
+        results[p.job.id].linked_only = p.linked_only
     # Issue 17: looked-up fields become checks, reused fields get their reuse row.
     after_merge(
         session,
@@ -614,6 +631,11 @@ def _write_merge(
     around the silver write, an id conflict raises (the caller redoes the batch carefully)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
     reuse = p.job.reuse_silver_id
+    if p.linked_only:
+        silver_id = str(reuse)
+        deferred.links.append({"s": silver_id, "b": p.bronze_id})
+        deferred.add(silver_id, p.job.id, ([], []))
+        return silver_id
     existing = _find_silver(session, values, p.ikey, silver_id=reuse)
     if existing is not None and str(existing.id) in deferred.silver_ids:
         # An earlier job of this batch fed this track: write its provenance, then read again.
@@ -642,25 +664,19 @@ def _write_merge(
             "q_run": p.run_id,
         }
 
-    if existing is not None and reuse is not None and not p.rules:
-        # Issue 17: every field reused, nothing chosen: only link the row to the track (its
-        # values, quality and metadata stay as the merges that chose them wrote them).
-        silver_id = str(existing.id)
-        session.execute(_LINK_BRONZE, {"id": silver_id, "bronze": p.bronze_id})
-    else:
-        silver_id = _write_silver(
-            session,
-            existing,
-            values,
-            confidences,
-            p.ikey,
-            p.bronze_id,
-            override_fields,
-            warnings,
-            known_conf,
-            quality,
-            careful,
-        )
+    silver_id = _write_silver(
+        session,
+        existing,
+        values,
+        confidences,
+        p.ikey,
+        p.bronze_id,
+        override_fields,
+        warnings,
+        known_conf,
+        quality,
+        careful,
+    )
     rows = _provenance_rows(silver_id, p.job, values, confidences, p.winners, p.outcomes, p.rules)
     known = artists or {}
     links = [
@@ -698,10 +714,23 @@ _QUALITY_SETS = ", ".join(
 )
 
 
-_LINK_BRONZE = text(
-    "UPDATE silver_enriched_tracks SET additional_bronze_ids = additional_bronze_ids "
-    "|| CAST(:bronze AS uuid), updated_at = now() WHERE id = :id AND bronze_id <> "
-    "CAST(:bronze AS uuid) AND NOT CAST(:bronze AS uuid) = ANY(additional_bronze_ids)"
+# Issue 17: link linked-only sightings' bronze rows to their tracks (values, quality and
+# metadata stay as the merges that chose them wrote them), rows locked in id order.
+_LINK_BRONZES = text(
+    """
+    WITH k AS (
+        SELECT CAST(s AS uuid) AS s, array_agg(DISTINCT CAST(b AS uuid)) AS b
+        FROM unnest(CAST(:s AS text[]), CAST(:b AS text[])) AS r(s, b) GROUP BY 1
+    ), locked AS (
+        SELECT t.id, k.b FROM silver_enriched_tracks t JOIN k ON k.s = t.id
+        ORDER BY t.id FOR NO KEY UPDATE OF t
+    )
+    UPDATE silver_enriched_tracks t SET updated_at = now(),
+        additional_bronze_ids = t.additional_bronze_ids || ARRAY(
+            SELECT x FROM unnest(l.b) x
+            WHERE x <> t.bronze_id AND NOT x = ANY(t.additional_bronze_ids))
+    FROM locked l WHERE t.id = l.id
+    """
 )
 
 
