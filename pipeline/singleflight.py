@@ -49,23 +49,33 @@ def join_flights(session: Session, sightings: Sequence[Any]) -> set[str]:
         ),
         {"k": keys},
     )
-    session.execute(
-        text(
-            "INSERT INTO enrichment_flights (identity_key, leader_job_id) "
-            "SELECT k, CAST(j AS uuid) FROM unnest(CAST(:k AS text[]), CAST(:j AS text[])) "
-            "AS t(k, j) ORDER BY k ON CONFLICT (identity_key) DO NOTHING"
-        ),
-        {"k": keys, "j": [first[k] for k in keys]},
-    )
-    leaders: dict[str, str] = dict(
+    leaders: dict[str, str] = {}
+    missing = keys
+    for _ in range(3):
         session.execute(
             text(
-                "SELECT identity_key, leader_job_id::text FROM enrichment_flights "
-                "WHERE identity_key = ANY(CAST(:k AS text[]))"
+                "INSERT INTO enrichment_flights (identity_key, leader_job_id) "
+                "SELECT k, CAST(j AS uuid) FROM unnest(CAST(:k AS text[]), CAST(:j AS text[])) "
+                "AS t(k, j) ORDER BY k ON CONFLICT (identity_key) DO NOTHING"
             ),
-            {"k": keys},
-        ).all()
-    )
+            {"k": missing, "j": [first[k] for k in missing]},
+        )
+        # FOR SHARE: the leader's release deletes its flight row before it reads the followers,
+        # so it waits for this transaction to commit and then sees these sightings waiting. A
+        # flight released meanwhile is gone (skipped here): the key is claimed again.
+        leaders |= dict(
+            session.execute(
+                text(
+                    "SELECT identity_key, leader_job_id::text FROM enrichment_flights "
+                    "WHERE identity_key = ANY(CAST(:k AS text[])) ORDER BY identity_key "
+                    "FOR SHARE"
+                ),
+                {"k": missing},
+            ).all()
+        )
+        missing = [k for k in keys if k not in leaders]
+        if not missing:
+            break
     waits = [
         {"job": s.job_id, "leader": leader}
         for s in sightings
@@ -162,6 +172,8 @@ def release(session: Session, job_ids: Sequence[str]) -> Next:
     ids = sorted({str(j) for j in job_ids})
     if not ids:
         return Next()
+    # Deleting the flight rows waits for every sighting joining them to commit (they hold them
+    # FOR SHARE), so the next statement, with a new snapshot, sees all their followers.
     session.execute(
         text("DELETE FROM enrichment_flights WHERE leader_job_id = ANY(CAST(:ids AS uuid[]))"),
         {"ids": ids},

@@ -8,11 +8,13 @@ same as tests/db/test_batch_enrich_merge.py); the waterfall is the seeded one of
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, Next, create_jobs, lookup_inputs, record_outcomes
@@ -124,7 +126,8 @@ def test_a_fresh_known_track_plans_no_lookup_and_is_linked_with_reuse_lineage(
     assert nxt.merges == [job.id] and job.reuse == silver
     plan = load_plan(db_session, run2)
     assert set(job.reused_fields) == set(plan.rules)
-    _drive(db_session, nxt)
+    (result,) = merge_jobs(db_session, nxt.merges)
+    assert result.linked_only and result.silver_track_id == silver  # no gold upsert sent
     job = _job(db_session, run2, bronze2)
     assert job.status == "merged" and job.silver == silver
     extra = db_session.execute(
@@ -361,3 +364,56 @@ def test_a_field_whose_provider_failed_is_not_fresh(db_session: Session) -> None
     assert fresh  # the other fields were answered
     nxt = create_jobs(db_session, run2, [_bronze(db_session, f"Failed {tag}", "Song")])
     assert first_bpm in nxt.lookups
+
+
+def test_a_sighting_joining_a_flight_while_its_leader_merges_is_released(engine: Engine) -> None:
+    """Committed transactions, two at once: a sighting joins a flight (its ingest not yet
+    committed) while the leader's merge releases it. The release waits for the join to commit
+    and plans the new follower too: no sighting is left waiting for a finished leader."""
+    tag = uuid.uuid4().hex[:6]
+    with Session(engine) as s:
+        run = str(start_run(s, "incremental", "test"))
+        leader_bronze = _bronze(s, f"Race {tag}", "Hit")
+        nxt = create_jobs(s, run, [leader_bronze])
+        s.commit()
+        _drive_lookups_only(s, nxt)
+        s.commit()
+    with Session(engine) as s:
+        leader = _job(s, run, leader_bronze)
+    joiner = Session(engine)
+    run2 = str(start_run(joiner, "incremental", "test"))
+    follower_bronze = _bronze(joiner, f"Race {tag}", "Hit")
+    create_jobs(joiner, run2, [follower_bronze])  # joined the flight, not committed
+    released: list[Next] = []
+
+    def merge_leader() -> None:
+        with Session(engine) as s:
+            merge_jobs(s, [leader.id])
+            released.append(release(s, [leader.id]))
+            s.commit()
+
+    thread = threading.Thread(target=merge_leader)
+    thread.start()
+    time.sleep(0.5)  # the release is now waiting for the joiner's flight row lock
+    assert thread.is_alive()
+    joiner.commit()
+    thread.join(10)
+    follower = _job(joiner, run2, follower_bronze)
+    joiner.close()
+    with Session(engine) as s:
+        silver = _job(s, run, leader_bronze).silver
+    assert follower.waits is None and follower.reuse == silver
+    assert released and follower.id in set(released[0].merges) | {
+        j for js in released[0].lookups.values() for j in js
+    }
+
+
+def _drive_lookups_only(session: Session, nxt: Next) -> None:
+    """Answer every lookup round of ``nxt``; leave the merges unmerged."""
+    while nxt.lookups:
+        step = Next()
+        for provider, job_ids in sorted(nxt.lookups.items()):
+            inputs = lookup_inputs(session, job_ids, provider)
+            outcomes = [LookupOutcome(li, result=_answer(provider, li.fields)) for li in inputs]
+            step.extend(record_outcomes(session, outcomes, attempts=1))
+        nxt = Next(lookups=step.lookups)
