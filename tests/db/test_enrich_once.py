@@ -12,8 +12,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -366,10 +368,23 @@ def test_a_field_whose_provider_failed_is_not_fresh(db_session: Session) -> None
     assert first_bpm in nxt.lookups
 
 
-def test_a_sighting_joining_a_flight_while_its_leader_merges_is_released(engine: Engine) -> None:
+@pytest.fixture
+def private_engine(postgres_available: None) -> Iterator[Engine]:
+    """A database of this test's own: it commits (bronze is append-only, nothing can be
+    removed), and the rolled-back tests count rows of the shared one."""
+    from tests.conftest import engine_on, migrated_database
+
+    with migrated_database("sn_flight") as url, engine_on(url) as eng:
+        yield eng
+
+
+def test_a_sighting_joining_a_flight_while_its_leader_merges_is_released(
+    private_engine: Engine,
+) -> None:
     """Committed transactions, two at once: a sighting joins a flight (its ingest not yet
     committed) while the leader's merge releases it. The release waits for the join to commit
     and plans the new follower too: no sighting is left waiting for a finished leader."""
+    engine = private_engine
     tag = uuid.uuid4().hex[:6]
     with Session(engine) as s:
         run = str(start_run(s, "incremental", "test"))

@@ -4,6 +4,7 @@ the same rows makes none, and every sighting still reaches its silver track and 
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -157,3 +158,119 @@ def test_sightings_arriving_together_share_one_lookup_and_a_rescrape_makes_none(
     assert got2.jobs == 4 * TRACKS and got2.merged == 4 * TRACKS
     assert got2.lookups == 0  # every field fresh: no provider asked at all
     assert silver_again == silver_first
+
+
+def test_the_reenrichment_beat_task_asks_only_stale_fields_on_the_real_worker(
+    worker: Any, engine: Engine
+) -> None:
+    """bpm made stale (fresh for one second, our two tracks' bpm checks the oldest): the beat
+    task, run by the real worker, opens a re-enrichment run in which our tracks' jobs plan
+    lookups only at providers bpm's waterfall plans, reuse every other field, merge, and leave
+    bpm fresh again. (Other tracks of the session's database may be re-enriched too.)"""
+    from tasks.ingest import ingest_batch
+    from tasks.reenrich import reenrich_stale
+
+    tag = uuid.uuid4().hex[:8]
+    runs = [f"it17:{tag}:seed"]
+    ingest_batch.apply_async((_chart(_names(tag)[:2], tag, 9), runs[0], "task"))
+    wait_for(lambda: _done(engine, runs), 120, "the seed run")
+    with engine.begin() as conn:
+        ours = [
+            str(r[0])
+            for r in conn.execute(
+                text(
+                    "SELECT DISTINCT j.silver_track_id FROM enrichment_jobs j "
+                    "JOIN enrichment_pipeline_runs r ON r.id = j.run_id WHERE r.triggered_by = :t"
+                ),
+                {"t": runs[0]},
+            )
+        ]
+        before = {
+            (str(sid), f)
+            for sid, f in conn.execute(
+                text(
+                    "SELECT silver_track_id, metadata_field FROM silver_field_checks "
+                    "WHERE silver_track_id = ANY(CAST(:s AS uuid[])) AND metadata_field <> 'bpm'"
+                ),
+                {"s": ours},
+            )
+        }
+        conn.execute(
+            text(
+                "UPDATE silver_field_checks SET checked_at = '2000-01-01' "
+                "WHERE metadata_field = 'bpm' AND silver_track_id = ANY(CAST(:s AS uuid[]))"
+            ),
+            {"s": ours},
+        )
+        conn.execute(
+            text(
+                "UPDATE metadata_enrichment_config SET fresh_for = '1 second' "
+                "WHERE metadata_field = 'bpm'"
+            )
+        )
+    try:
+        time.sleep(1.5)
+        reenrich_stale.apply_async(kwargs={"share": 1.0, "period_s": 600.0, "max_tracks": 50})
+
+        def reenriched() -> bool:
+            with engine.connect() as conn:
+                return bool(
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM enrichment_pipeline_runs WHERE triggered_by = "
+                            "'reenrich' AND run_status = 'completed' AND started_at > "
+                            "(SELECT max(started_at) FROM enrichment_pipeline_runs "
+                            " WHERE triggered_by = :t)"
+                        ),
+                        {"t": runs[0]},
+                    ).scalar_one()
+                )
+
+        wait_for(reenriched, 120, "the re-enrichment run")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE metadata_enrichment_config SET fresh_for = NULL "
+                    "WHERE metadata_field = 'bpm'"
+                )
+            )
+    with engine.connect() as conn:
+        run_id, snapshot = conn.execute(
+            text(
+                "SELECT id, waterfall_config_snapshot FROM enrichment_pipeline_runs "
+                "WHERE triggered_by = 'reenrich' ORDER BY started_at DESC LIMIT 1"
+            )
+        ).one()
+        jobs = conn.execute(
+            text(
+                "SELECT j.status, j.reused_fields, j.reuse_silver_id, "
+                "array_agg(l.provider) FILTER (WHERE l.provider IS NOT NULL) AS providers "
+                "FROM enrichment_jobs j LEFT JOIN enrichment_lookups l ON l.job_id = j.id "
+                "WHERE j.run_id = :r AND j.reuse_silver_id = ANY(CAST(:s AS uuid[])) "
+                "GROUP BY j.id"
+            ),
+            {"r": run_id, "s": ours},
+        ).all()
+        checked = conn.execute(
+            text(
+                "SELECT count(*) FROM silver_field_checks WHERE checked_run_id = :r "
+                "AND metadata_field = 'bpm' AND silver_track_id = ANY(CAST(:s AS uuid[]))"
+            ),
+            {"r": run_id, "s": ours},
+        ).scalar_one()
+    bpm_providers = {
+        snapshot["bpm"][f"priority_{n}_provider"]
+        for n in range(1, 5)
+        if snapshot["bpm"].get(f"priority_{n}_provider")
+    }
+    assert len(ours) == 2 and len(jobs) == 2  # oldest first: both taken
+    assert {j.status for j in jobs} == {"merged"}
+    # every field checked before (all but bpm) is reused, bpm is not
+    assert all(
+        {(str(j.reuse_silver_id), f) for f in j.reused_fields}
+        == {(s, f) for s, f in before if s == str(j.reuse_silver_id)}
+        for j in jobs
+    )
+    assert all(j.providers and set(j.providers) <= bpm_providers for j in jobs)
+    assert checked == 2  # bpm fresh again, from this run
