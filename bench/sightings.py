@@ -207,7 +207,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.rows = args.rows or (2_000 if args.short else 20_000)
     args.distinct = args.distinct or (400 if args.short else 4_000)
-    args.limited_distinct = args.limited_distinct or (150 if args.short else 1_000)
+    args.limited_distinct = args.limited_distinct or (100 if args.short else 1_000)
     args.noop_tasks = args.noop_tasks or (1_000 if args.short else 5_000)
     return args
 
