@@ -140,17 +140,16 @@ def run_sightings(
         ingest_batch.apply_async((batch, tag, "bench"))
     stall_s, last_seen = 180.0, None
     deadline = time.monotonic() + stall_s
+    pattern = messages[0]["playlist_name"].rsplit(" ", 1)[0] + " %"
     while True:
         created, running, open_jobs = _progress(conn, tag)
+        row = conn.execute(_PLAYLISTS_IN_GOLD, {"p": pattern}).fetchone()
         conn.commit()
-        if (created, running, open_jobs) != last_seen:
-            last_seen, deadline = (created, running, open_jobs), time.monotonic() + stall_s
-        if created >= len(batches) and running == 0 and open_jobs == 0:
-            pattern = messages[0]["playlist_name"].rsplit(" ", 1)[0] + " %"
-            gold = conn.execute(_PLAYLISTS_IN_GOLD, {"p": pattern}).fetchone()
-            conn.commit()
-            if gold and gold[0] >= len(messages):
-                break
+        gold = int(row[0]) if row else 0
+        if (created, running, open_jobs, gold) != last_seen:  # gold catching up is progress
+            last_seen, deadline = (created, running, open_jobs, gold), time.monotonic() + stall_s
+        if created >= len(batches) and running == 0 and open_jobs == 0 and gold >= len(messages):
+            break
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name}: no progress for {stall_s:.0f} s ({open_jobs} jobs open)")
         time.sleep(0.25)
