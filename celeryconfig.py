@@ -181,4 +181,8 @@ beat_schedule = {
         "task": "tasks.maintenance.reap_stuck_runs",
         "schedule": 600.0,
     },
+    "reenrich-stale-fields": {  # issue 17; keep in step with SONGNODES_REENRICH_PERIOD_S
+        "task": "tasks.maintenance.reenrich_stale",
+        "schedule": float(os.environ.get("SONGNODES_REENRICH_PERIOD_S", "300")),
+    },
 }

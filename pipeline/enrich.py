@@ -40,6 +40,7 @@ __all__ = [
     "job_outcomes",
     "lookup_inputs",
     "outcomes_by_job",
+    "planned_fields",
     "record_outcomes",
     "to_jsonb",
 ]
@@ -143,12 +144,19 @@ def create_jobs(
         ).all()
     )
     nxt = Next()
+    handled: set[str] = set()
+    if replay_mode is None and fields is None and config_run_id is None:
+        # Identity before fan-out (issue 17): known tracks ask only for stale fields, repeat
+        # sightings of a new track wait for its first one.
+        from pipeline.identity_first import plan_sightings
+
+        nxt, handled = plan_sightings(session, str(run_id), plan, created)
     rounds: list[dict[str, Any]] = []
     first_round = next_lookups(plan, [], [], fields)
     for bronze_id in ids:
         job_id = created.get(bronze_id)
-        if job_id is None:
-            continue  # this run already has the job: a redelivered message
+        if job_id is None or bronze_id in handled:
+            continue  # this run already has the job (a redelivered message), or planned above
         row = names[bronze_id]
         wanted = {} if is_unidentified(row.artist_name, row.track_title) else first_round
         if not wanted:
@@ -588,6 +596,14 @@ def job_outcomes(session: Session, run_id: str, bronze_id: str) -> list[Outcome]
     )
 
 
+def planned_fields(plan: Any, fields: Sequence[str] | None, reused: Sequence[str] | None) -> Any:
+    """The fields a job's rounds plan: all (or the job's ``fields``) minus those it reuses
+    from its silver track (issue 17, ``pipeline.identity_first``)."""
+    if not reused:
+        return fields
+    return [f for f in (fields if fields is not None else plan.rules) if f not in set(reused)]
+
+
 def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
     """Fan-in for a batch: each job with no pending lookup gets its next round or goes to merge.
 
@@ -600,7 +616,8 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
     jobs = session.execute(
         text(
             "SELECT id::text AS id, run_id::text AS run_id, bronze_track_id::text AS bronze_id, "
-            "status, round, fields FROM enrichment_jobs WHERE id = ANY(CAST(:ids AS uuid[])) "
+            "status, round, fields, reused_fields FROM enrichment_jobs "
+            "WHERE id = ANY(CAST(:ids AS uuid[])) "
             "ORDER BY id FOR NO KEY UPDATE"
         ),
         {"ids": ids},
@@ -628,7 +645,10 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
     for j in ready:
         plan = load_plan(session, j.run_id)
         wanted = next_lookups(
-            plan, asked.get(j.id, []), outcomes.get((j.run_id, j.bronze_id), []), j.fields
+            plan,
+            asked.get(j.id, []),
+            outcomes.get((j.run_id, j.bronze_id), []),
+            planned_fields(plan, j.fields, j.reused_fields),  # reused fields: never asked
         )
         if not wanted:
             nxt.merges.append(j.id)

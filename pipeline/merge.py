@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from db.bulk import Bulk, unique_waves
 from pipeline.enrich import is_unidentified, outcomes_by_job, to_jsonb
+from pipeline.freshness import after_merge
 from pipeline.matching import artist_key, identity_key, normalise_name, split_artists
 from pipeline.normalise.bpm import consensus_bpm, fold_to_genre, plausible_for, reconcile_bpm
 from pipeline.normalise.dates import parse_release_date
@@ -87,6 +88,9 @@ class MergeResult:
     bronze_playlist_ids: list[str] = field(default_factory=list)
     run_finished: bool = False
     already_merged: bool = False
+    #: Issue 17: every field reused, the bronze row only linked (its gold row is unchanged
+    #: unless a playlist merge counts the appearance).
+    linked_only: bool = False
 
 
 def _column_value(name: str, value: Any) -> tuple[Any, dict[str, str]]:
@@ -203,10 +207,24 @@ def upsert_artist(
     return str(new_id)
 
 
-def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
+def _find_silver(
+    session: Session,
+    ids: dict[str, Any],
+    ikey: str,
+    *,
+    silver_id: Any = None,
+    lock: bool = True,
+) -> Any:
+    """The silver track these ids or this identity key belong to (ISRC first, then provider
+    ids, then the key). ``silver_id``: the track identity-first matched this job to (issue 17)
+    comes first. ``lock=False``: read only (planning, no write follows)."""
     conditions = ["identity_key = :ikey"]
     order = ["WHEN identity_key = :ikey THEN 9"]
     params: dict[str, Any] = {"ikey": ikey}
+    if silver_id is not None:
+        conditions.append("id = CAST(:reuse_silver AS uuid)")
+        order.insert(0, "WHEN id = CAST(:reuse_silver AS uuid) THEN -1")
+        params["reuse_silver"] = str(silver_id)
     for rank, col in enumerate(IDENTITY_IDS):
         if ids.get(col):
             conditions.append(f"{col} = :{col}")
@@ -217,7 +235,8 @@ def _find_silver(session: Session, ids: dict[str, Any], ikey: str) -> Any:
         "SELECT s.*, (SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
         "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence "
         f"FROM silver_enriched_tracks s WHERE {' OR '.join(conditions)} "
-        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1 FOR NO KEY UPDATE OF s"
+        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1"
+        + (" FOR NO KEY UPDATE OF s" if lock else "")
     )
     return session.execute(text(sql), params).first()
 
@@ -258,11 +277,18 @@ class _Prepared:
     ikey: str
     artist_names: list[str]
 
+    @property
+    def linked_only(self) -> bool:
+        """Issue 17: every field reused, nothing chosen: the job only links its bronze row."""
+        return self.job.reuse_silver_id is not None and not self.rules
+
     def lock_keys(self, existing_artists: Mapping[str, str]) -> list[str]:
         """Advisory lock keys this job's writes need. An artist that already exists needs
         none: it is only linked, never created or changed, and artists are never deleted.
         (Locking every credited artist made concurrent batches that share one popular artist
         wait for each other's whole merge.)"""
+        if self.linked_only:
+            return []  # issue 17: creates nothing; the row lock of its final link suffices
         keys = [f"track:{self.ikey}"]
         keys += [f"{col}:{self.values[col]}" for col in IDENTITY_IDS if self.values.get(col)]
         keys += [
@@ -284,6 +310,7 @@ class _Deferred:
     track_artists: list[dict[str, Any]] = field(default_factory=list)
     merged_jobs: list[dict[str, Any]] = field(default_factory=list)
     silver_ids: set[str] = field(default_factory=set)
+    links: list[dict[str, Any]] = field(default_factory=list)  # issue 17: linked-only rows
 
     def add(
         self,
@@ -308,7 +335,16 @@ class _Deferred:
             _PROVENANCE.run(session, wave)
         _TRACK_ARTIST.run(session, self.track_artists)
         _JOB_MERGED.run(session, self.merged_jobs)
-        for rows in (self.merges, self.provenance, self.track_artists, self.merged_jobs):
+        if self.links:
+            # Last, in track order: a hit's row is linked by most batches, and this is the only
+            # lock a linked-only job takes, so it is held for the end of the batch only.
+            session.execute(
+                _LINK_BRONZES,
+                {"s": [r["s"] for r in self.links], "b": [r["b"] for r in self.links]},
+            )
+        for rows in (
+            self.merges, self.provenance, self.track_artists, self.merged_jobs, self.links
+        ):
             rows.clear()
         self.silver_ids.clear()
 
@@ -327,7 +363,7 @@ _JOB_MERGED = Bulk.of(
 _JOBS_SQL = text(
     """SELECT j.id::text AS id, j.run_id, j.bronze_track_id, j.status, j.fields,
               j.silver_track_id, b.source, b.artist_name, b.track_title, b.raw_json,
-              b.playlist_id
+              b.playlist_id, j.replay_mode, j.reused_fields, j.reuse_silver_id
        FROM enrichment_jobs j JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
        WHERE j.id = ANY(CAST(:ids AS uuid[]))
        ORDER BY j.id
@@ -427,6 +463,18 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
                 "fallback": True,
                 "config_run_id": run_id,
             }
+    ikey = identity_key(values["artist_name"], values["track_title"])
+    artist_names = split_artists(values["artist_name"]) or [values["artist_name"]]
+    reused = set(getattr(job, "reused_fields", None) or ())
+    for col in ("artist_name", "track_title"):
+        # Issue 17: a reused name keeps the track's value (and its artists): the scraped
+        # fallback is for identity only, not written, and the field gets its reuse row.
+        if col in reused and col not in resolved.winners and job.reuse_silver_id is not None:
+            values.pop(col, None)
+            confidences.pop(col, None)
+            rules.pop(col, None)
+            if col == "artist_name":
+                artist_names = []
     return _Prepared(
         job=job,
         run_id=run_id,
@@ -439,8 +487,8 @@ def _prepare(session: Session, job: Any, outcomes: list[Outcome]) -> _Prepared:
         metadata=resolved.metadata,
         warnings=resolved.warnings,
         rules=rules,
-        ikey=identity_key(values["artist_name"], values["track_title"]),
-        artist_names=split_artists(values["artist_name"]) or [values["artist_name"]],
+        ikey=ikey,
+        artist_names=artist_names,
     )
 
 
@@ -507,6 +555,17 @@ def merge_jobs(
         for p in prepared:
             results[p.job.id].silver_track_id = None
         _merge_carefully(session, prepared, results, override_fields, artists)
+    for p in prepared:
+        results[p.job.id].linked_only = p.linked_only
+    # Issue 17: looked-up fields become checks, reused fields get their reuse row.
+    after_merge(
+        session,
+        [
+            (p.job, p.plan, sid, frozenset(p.rules))
+            for p in prepared
+            if (sid := results[p.job.id].silver_track_id)
+        ],
+    )
     if unidentified:
         session.execute(
             text(
@@ -577,11 +636,17 @@ def _write_merge(
     ids of artists known to exist (normalised name -> id). ``careful=False``: no savepoint
     around the silver write, an id conflict raises (the caller redoes the batch carefully)."""
     values, confidences, warnings = p.values, p.confidences, p.warnings
-    existing = _find_silver(session, values, p.ikey)
+    reuse = p.job.reuse_silver_id
+    if p.linked_only:
+        silver_id = str(reuse)
+        deferred.links.append({"s": silver_id, "b": p.bronze_id})
+        deferred.add(silver_id, p.job.id, ([], []))
+        return silver_id
+    existing = _find_silver(session, values, p.ikey, silver_id=reuse)
     if existing is not None and str(existing.id) in deferred.silver_ids:
         # An earlier job of this batch fed this track: write its provenance, then read again.
         deferred.flush(session)
-        existing = _find_silver(session, values, p.ikey)
+        existing = _find_silver(session, values, p.ikey, silver_id=reuse)
     # Provenance is written after this (deferred), so one read serves both uses below.
     known_conf: dict[str, float | None] = {}
     if existing is not None:
@@ -652,6 +717,26 @@ _QUALITY_ADDED = frozenset({"enrichment_metadata", "field_confidence"})
 _QUALITY_SETS = ", ".join(
     f"{col} = {col} || {value}" if col in _QUALITY_ADDED else f"{col} = {value}"
     for col, value in _QUALITY_VALUES.items()
+)
+
+
+# Issue 17: link linked-only sightings' bronze rows to their tracks (values, quality and
+# metadata stay as the merges that chose them wrote them), rows locked in id order.
+_LINK_BRONZES = text(
+    """
+    WITH k AS (
+        SELECT CAST(s AS uuid) AS s, array_agg(DISTINCT CAST(b AS uuid)) AS b
+        FROM unnest(CAST(:s AS text[]), CAST(:b AS text[])) AS r(s, b) GROUP BY 1
+    ), locked AS (
+        SELECT t.id, k.b FROM silver_enriched_tracks t JOIN k ON k.s = t.id
+        ORDER BY t.id FOR NO KEY UPDATE OF t
+    )
+    UPDATE silver_enriched_tracks t SET updated_at = now(),
+        additional_bronze_ids = t.additional_bronze_ids || ARRAY(
+            SELECT x FROM unnest(l.b) x
+            WHERE x <> t.bronze_id AND NOT x = ANY(t.additional_bronze_ids))
+    FROM locked l WHERE t.id = l.id
+    """
 )
 
 

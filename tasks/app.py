@@ -30,6 +30,7 @@ app.conf.include = [
     "tasks.maintenance",
     "tasks.replay",  # issue #5: replay queue drain + replay jobs
     "tasks.alerts",  # issue 18: alert evaluation
+    "tasks.reenrich",  # issue 17: scheduled re-enrichment of stale fields
 ]
 
 

@@ -84,6 +84,10 @@ def update_tracks(silver_ids: list[str]) -> int:
     """Upsert gold rows of these tracks and of their artists."""
     with session_scope() as session:
         n = upsert_track_analytics(session, silver_ids)
+    # Artists in a transaction of their own: their aggregates are the slow part, and holding
+    # the tracks' gold rows locked through them made every other upsert of a popular track
+    # wait (issue 17: a hit's gold row is upserted by most merge and playlist batches).
+    with session_scope() as session:
         upsert_artist_analytics(session, artists_of_tracks(session, silver_ids))
     schedule_refresh()
     return n
@@ -115,6 +119,7 @@ def merge_playlist_task(bronze_playlist_id: str) -> str | None:
             )
         ]
         upsert_track_analytics(session, track_ids)  # appearances changed
+    with session_scope() as session:  # see update_tracks: gold track rows unlocked first
         upsert_artist_analytics(session, artists_of_tracks(session, track_ids))
     schedule_refresh()
     return playlist_id

@@ -7,8 +7,10 @@ from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
 from pipeline.merge import merge_jobs as merge_batch
+from pipeline.singleflight import release
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
+from tasks.dispatch import dispatch
 
 __all__ = ["merge_jobs"]
 
@@ -30,11 +32,14 @@ def merge_jobs(job_ids: list[str]) -> dict[str, int]:
     playlists: set[str] = set()
     with session_scope() as session:
         results = merge_batch(session, job_ids)
+        # Sightings waiting for these jobs' lookups (issue 17) are planned in the same commit.
+        followers = release(session, job_ids)
+    dispatch(followers)
     for result in results:
         # Already-merged jobs (a redelivered or retried batch) are sent to gold again too: the
         # first attempt may have merged them and then failed before it enqueued their gold
         # upsert, which is idempotent.
-        if result.silver_track_id:
+        if result.silver_track_id and not result.linked_only:  # linked only: gold unchanged
             silver_ids.append(result.silver_track_id)
         playlists.update(result.bronze_playlist_ids)
     if silver_ids:

@@ -28,10 +28,12 @@ from db.models.lineage import (
 )
 from db.models.monitoring import AlertEvent, AlertRule, AlertState
 from db.models.operations import (
+    EnrichmentFlight,
     EnrichmentJob,
     EnrichmentLookup,
     IngestQuarantine,
     PlaylistEntryFlag,
+    SilverFieldCheck,
     SilverTrackArtist,
 )
 from db.models.recovery import FailedWork, MaintenanceMark
@@ -55,6 +57,7 @@ __all__ = [
     "BronzeScrapedPlaylist",
     "BronzeScrapedTrack",
     "DataQualityMetric",
+    "EnrichmentFlight",
     "EnrichmentJob",
     "EnrichmentLookup",
     "EnrichmentPipelineRun",
@@ -74,6 +77,7 @@ __all__ = [
     "SilverEnrichedArtist",
     "SilverEnrichedPlaylist",
     "SilverEnrichedTrack",
+    "SilverFieldCheck",
     "SilverPlaylistTrack",
     "SilverTrackArtist",
 ]

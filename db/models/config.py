@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INTERVAL, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, TimestampTZ, created_at_column, uuid_pk
@@ -98,6 +98,8 @@ class MetadataEnrichmentConfig(Base):
     updated_by: Mapped[str | None] = mapped_column(Text)
     # 006: 'sequential' (fewest paid calls) or 'parallel' (lowest latency).
     waterfall_mode: Mapped[str] = mapped_column(Text, server_default=text("'sequential'"))
+    # 017: how long an answer for this field stays fresh (NULL: for ever).
+    fresh_for: Mapped[dt.timedelta | None] = mapped_column(INTERVAL)
 
 
 class ProviderPerformanceHistory(Base):

@@ -23,10 +23,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.models.base import Base, TimestampTZ, created_at_column, uuid_pk
 
 __all__ = [
+    "EnrichmentFlight",
     "EnrichmentJob",
     "EnrichmentLookup",
     "IngestQuarantine",
     "PlaylistEntryFlag",
+    "SilverFieldCheck",
     "SilverTrackArtist",
 ]
 
@@ -98,6 +100,11 @@ class EnrichmentJob(Base):
             "run_id",
             postgresql_where=text("status IN ('enriching', 'merging')"),
         ),
+        Index(
+            "ix_enrichment_jobs_waits_for",
+            "waits_for",
+            postgresql_where=text("waits_for IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -118,6 +125,15 @@ class EnrichmentJob(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime] = created_at_column()
     merged_at: Mapped[dt.datetime | None] = mapped_column(TimestampTZ)
+    # 017: fields reused from ``reuse_silver_id`` instead of looked up; the leader job this
+    # sighting of a new track waits for (single flight).
+    reused_fields: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    reuse_silver_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("silver_enriched_tracks.id", ondelete="SET NULL")
+    )
+    waits_for: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("enrichment_jobs.id", ondelete="SET NULL")
+    )
 
 
 class EnrichmentLookup(Base):
@@ -171,3 +187,36 @@ class SilverTrackArtist(Base):
         primary_key=True,
     )
     position: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class SilverFieldCheck(Base):
+    """017: when the providers were last asked for a silver track's field, in which run and
+    under which configuration of that field (``field_config_hash``)."""
+
+    __tablename__ = "silver_field_checks"
+    __table_args__ = (Index("ix_silver_field_checks_checked_at", "checked_at"),)
+
+    silver_track_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    metadata_field: Mapped[str] = mapped_column(Text, primary_key=True)
+    checked_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("enrichment_pipeline_runs.id", ondelete="SET NULL")
+    )
+    checked_at: Mapped[dt.datetime] = created_at_column()
+    config_hash: Mapped[str] = mapped_column(Text)
+
+
+class EnrichmentFlight(Base):
+    """017: the one job making the lookups for a new track's identity key (single flight)."""
+
+    __tablename__ = "enrichment_flights"
+    __table_args__ = (Index("ix_enrichment_flights_leader_job_id", "leader_job_id"),)
+
+    identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    leader_job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("enrichment_jobs.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[dt.datetime] = created_at_column()

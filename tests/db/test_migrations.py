@@ -16,7 +16,7 @@ from tests.conftest import create_test_database, drop_test_database, libpq_url
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
-NUMBERS = [1, 2, 3, 4, 5, 6, 7, 8, 12]
+NUMBERS = [1, 2, 3, 4, 5, 6, 7, 8, 12, 17]
 # Every file re-applies over the full schema except 003: since 007 its harmonic recommendations
 # are a plain view, and 003's CREATE INDEX on the old materialised view fails (see
 # test_psql_003_over_007_stops_and_changes_nothing).

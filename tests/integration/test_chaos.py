@@ -129,3 +129,66 @@ def test_worker_killed_mid_batch_then_restarted(
             {"t": tag},
         ).scalar_one()
     assert silver == 20
+
+
+def test_sightings_waiting_for_a_killed_leader_are_merged_after_restart(
+    chaos_env: dict[str, str], engine: Engine, sandbox: Any, tmp_path: Path
+) -> None:
+    """Issue 17: 8 new tracks seen 3 times each in one batch; the worker is SIGKILLed while the
+    leaders' lookups run. After restart every sighting is merged once, onto one silver track
+    per track, and each provider was asked about each track once (the waiting sightings never
+    looked up)."""
+    from tasks.ingest import ingest_batch
+
+    tag = f"chaos17:{uuid.uuid4().hex[:8]}"
+    envelopes = [
+        {
+            "kind": "track",
+            "source": "it-chaos",
+            "source_url": f"https://example.test/{tag}/{i}/{n}",
+            "scraper_version": "it-1",
+            "artist_name": f"Chaos Artist {tag}",
+            "track_title": f"Chaos Song {i}",
+            "raw_json": {"i": i, "n": n},
+        }
+        for n in range(3)
+        for i in range(8)
+    ]
+    sandbox.configure("spotify", latency_ms=400)
+    first = WorkerProcess(chaos_env, tmp_path / "first.log")
+    first.start()
+    try:
+        ingest_batch.apply_async((envelopes, tag, "task"))
+        wait_for(lambda: _counts(engine, tag).jobs == 24, 60, "jobs to exist")
+        wait_for(lambda: _answered_lookups(engine, tag) >= 1, 60, "the first recorded lookup")
+        first.kill()
+    finally:
+        first.kill()
+        sandbox.configure("spotify", latency_ms=0)
+    assert _counts(engine, tag).merged < 24, "the kill came too late to interrupt anything"
+    second = WorkerProcess(chaos_env, tmp_path / "second.log")
+    second.start()
+    try:
+        wait_for(lambda: _counts(engine, tag).merged == 24, 180, "all sightings merged")
+    finally:
+        second.stop()
+    final = _counts(engine, tag)
+    assert final.doubled == 0 and final.merged_twice == 0
+    with engine.connect() as conn:
+        silver, most = conn.execute(
+            text(
+                """
+                SELECT (SELECT count(DISTINCT j.silver_track_id) FROM enrichment_jobs j
+                        JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+                        WHERE r.triggered_by = :t),
+                       (SELECT max(n) FROM (
+                          SELECT count(*) AS n FROM enrichment_lookups l
+                          JOIN enrichment_jobs j ON j.id = l.job_id
+                          JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+                          JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
+                          WHERE r.triggered_by = :t GROUP BY b.track_title, l.provider) x)
+                """
+            ),
+            {"t": tag},
+        ).one()
+    assert silver == 8 and most == 1
