@@ -47,7 +47,18 @@ from typing import Any
 
 from tasks.app import app
 
-__all__ = ["app", "envelopes", "main", "noop"]
+__all__ = [
+    "CATALOGUE",
+    "CpuMeter",
+    "_progress",
+    "app",
+    "envelopes",
+    "main",
+    "noop",
+    "noop_throughput",
+    "throwaway_database",
+    "worker_process",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "providers" / "sandbox" / "data" / "catalogue.csv"

@@ -29,6 +29,7 @@ from pipeline.tracklist import is_placeholder_name
 from pipeline.waterfall import Outcome, next_lookups
 
 __all__ = [
+    "_PLAN_ROUND",  # shared with pipeline.identity_first and singleflight (they plan round one)
     "LookupInput",
     "LookupOutcome",
     "Next",

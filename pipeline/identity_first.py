@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from db.bulk import Bulk
 from pipeline.enrich import (
     _PLAN_ROUND,
-    SCRAPER_PROVIDERS,
     Next,
     _query_from_bronze,
     is_unidentified,
@@ -38,6 +37,7 @@ from pipeline.enrich import (
 from pipeline.freshness import fresh_fields
 from pipeline.matching import identity_key
 from pipeline.merge import IDENTITY_IDS, _find_silver
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.waterfall import Plan, next_lookups
 
 __all__ = ["Sighting", "bronze_identity", "plan_known", "plan_sightings"]

@@ -36,9 +36,11 @@ from pipeline.runs import finish_run_if_done, load_plan
 from pipeline.waterfall import FieldRule, Outcome, Winner, pick_winner
 
 __all__ = [
+    "IDENTITY_IDS",
     "TRACK_COLUMNS",
     "MergeResult",
     "Resolution",
+    "_find_silver",  # merge's identity rule, reused by pipeline.identity_first (no second copy)
     "merge_job",
     "merge_jobs",
     "resolve_fields",

@@ -29,8 +29,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import SCRAPER_PROVIDERS, Next
+from pipeline.enrich import Next
 from pipeline.runs import finish_run_if_done, load_plan, start_run
+from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.waterfall import Plan, next_lookups
 
 __all__ = ["Reenrichment", "budgets", "reenrich_stale", "stale_tracks"]
