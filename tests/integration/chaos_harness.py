@@ -120,7 +120,11 @@ class PrivateRabbit:
 
 def use_broker(app: Any, url: str, options: dict[str, Any]) -> None:
     """Point this process's Celery app at another broker (pools are rebuilt lazily)."""
-    app.pool.force_close_all()
+    # kombu.pools.reset closes every pool and empties kombu's registry of them (a pool only
+    # closed would be handed back, closed, to the next user of the same URL).
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     import celeryconfig

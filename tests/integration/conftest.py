@@ -125,13 +125,16 @@ def sandbox() -> Iterator[Any]:
 
 
 def _reset_connection_pools(app: Any) -> None:
-    """Close and forget the app's broker connection pool and producer pool (Celery builds
-    both lazily from ``broker_url`` on first use)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    """Close and forget every broker connection and producer pool of this process (Celery
+    builds them lazily from ``broker_url`` and its options on first use). ``kombu.pools.reset``
+    also empties kombu's process-wide registry of pools: closing a pool and leaving it there
+    hands it, closed, to the next user of the same URL ("Acquire on closed pool")."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
     amqp = app.__dict__.get("amqp")
-    if amqp is not None and getattr(amqp, "_producer_pool", None) is not None:
+    if amqp is not None:
         amqp._producer_pool = None
 
 

@@ -31,7 +31,11 @@ def chaos_env(pipeline_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 def _switch_prefix(app: Any, options: dict[str, Any]) -> None:
     # The producer pool caches connections with the old options; a new pool is built lazily.
-    app.pool.force_close_all()
+    # kombu.pools.reset closes every pool and empties kombu's registry of them (a pool only
+    # closed would be handed back, closed, to the next user of the same URL).
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_transport_options = options
