@@ -153,6 +153,10 @@ def _run(n: int, budget_s: float) -> None:
         if best is None:
             raise SystemExit("no suggestion to apply")
         session.execute(text(best.sql))
+        # The prediction is a full enrichment of the same tracks under the applied waterfall.
+        # Enrich-once (issue 17) would reuse every still-fresh field of the first run and ask
+        # only for the changed one, so the comparison run treats every value as stale.
+        session.execute(text("UPDATE metadata_enrichment_config SET fresh_for = interval '0'"))
     predicted = best.simulation
     tag2, live2_s = _live(n, "applied")
     with session_scope() as session:
