@@ -49,7 +49,9 @@ def test_a_pool_child_of_the_worker_is_counted_as_worker() -> None:
         subprocess.run(["pkill", "-KILL", "-g", str(parent.pid)], check=False)
         parent.wait()
     assert 0.15 <= meter.seconds["worker"] <= 0.6
-    assert meter.seconds["bench+sandbox"] < 0.15
+    # The child's 0.4 s would put bench+sandbox at 0.4 or more if it were misattributed; below
+    # that, what this process spends polling psutil grows with the machine's load (0.16 s seen).
+    assert meter.seconds["bench+sandbox"] < 0.3
 
 
 def test_this_process_is_counted_as_bench_and_not_as_worker() -> None:
