@@ -40,6 +40,7 @@ __all__ = [
     "is_unidentified",
     "job_outcomes",
     "lookup_inputs",
+    "mark_merging",
     "outcomes_by_job",
     "planned_fields",
     "record_outcomes",
@@ -669,12 +670,17 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
             {"ids": bumped},
         )
         _PLAN_ROUND.run(session, next_round)
-    if nxt.merges:
+    mark_merging(session, nxt.merges)
+    return nxt
+
+
+def mark_merging(session: Session, job_ids: Sequence[str]) -> None:
+    """Jobs with nothing left to ask are ready to merge (planning, identity-first, flights)."""
+    if job_ids:
         session.execute(
             text(
                 "UPDATE enrichment_jobs SET status = 'merging', updated_at = now() "
                 "WHERE id = ANY(CAST(:ids AS uuid[]))"
             ),
-            {"ids": nxt.merges},
+            {"ids": list(job_ids)},
         )
-    return nxt
