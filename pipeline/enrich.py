@@ -40,7 +40,6 @@ __all__ = [
     "is_unidentified",
     "job_outcomes",
     "lookup_inputs",
-    "mark_merging",
     "outcomes_by_job",
     "planned_fields",
     "record_outcomes",
@@ -670,17 +669,12 @@ def advance_many(session: Session, job_ids: Sequence[str]) -> Next:
             {"ids": bumped},
         )
         _PLAN_ROUND.run(session, next_round)
-    mark_merging(session, nxt.merges)
-    return nxt
-
-
-def mark_merging(session: Session, job_ids: Sequence[str]) -> None:
-    """Jobs with nothing left to ask are ready to merge (planning, identity-first, flights)."""
-    if job_ids:
+    if nxt.merges:
         session.execute(
             text(
                 "UPDATE enrichment_jobs SET status = 'merging', updated_at = now() "
                 "WHERE id = ANY(CAST(:ids AS uuid[]))"
             ),
-            {"ids": list(job_ids)},
+            {"ids": nxt.merges},
         )
+    return nxt

@@ -33,7 +33,6 @@ from pipeline.enrich import (
     Next,
     _query_from_bronze,
     is_unidentified,
-    mark_merging,
 )
 from pipeline.freshness import fresh_fields
 from pipeline.matching import identity_key
@@ -114,7 +113,14 @@ def plan_known(
             nxt.lookups.setdefault(provider, []).append(job_id)
     _MARK_REUSE.run(session, marks)
     _PLAN_ROUND.run(session, rounds)
-    mark_merging(session, nxt.merges)
+    if nxt.merges:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merging', updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": nxt.merges},
+        )
     return nxt
 
 

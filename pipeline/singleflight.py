@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import Next, mark_merging
+from pipeline.enrich import Next
 from pipeline.runs import load_plan
 
 __all__ = ["join_flights", "release", "release_orphans"]
@@ -154,8 +154,15 @@ def _replan(session: Session, run_id: str, jobs: Sequence[Any]) -> Next:
             rounds.append({"job": job_id, "provider": provider, "round": 1, "fields": fields})
             nxt.lookups.setdefault(provider, []).append(job_id)
     _PLAN_ROUND.run(session, rounds)
-    mark_merging(session, merges)
-    nxt.merges.extend(merges)
+    if merges:
+        session.execute(
+            text(
+                "UPDATE enrichment_jobs SET status = 'merging', updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": merges},
+        )
+        nxt.merges.extend(merges)
     return nxt
 
 
