@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with bench_database() as url, tempfile.TemporaryDirectory() as tmp:
             from db.engine import dispose_engine
+            from pipeline.runtime import use_memory_broker
             from tasks.app import app
 
             os.environ["DATABASE_URL"] = url
             dispose_engine()
-            app.conf.broker_url = "memory://localhost/"
+            use_memory_broker(app)
             best = {"valid": float("inf"), "hostile": float("inf")}
             refused = 0
             for round_no in range(2):

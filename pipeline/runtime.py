@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-__all__ = ["ALL_QUEUES", "in_process", "worker_context"]
+__all__ = ["ALL_QUEUES", "in_process", "use_memory_broker", "worker_context"]
 
 
 def _queues() -> list[str]:
@@ -30,6 +30,25 @@ def in_process() -> bool:
     return not os.environ.get("CELERY_BROKER_URL")
 
 
+def use_memory_broker(app: Any) -> None:
+    """Point ``app`` at kombu's in-memory transport, in this process only.
+
+    The transport is reset too: ``celeryconfig`` names the Redis transport class (issue 20's
+    reconnect fix) for its default ``redis://`` URL, and a transport class set explicitly wins
+    over the URL's scheme. Setting only the URL left the "in-process" worker on Redis at
+    localhost:6379/0: it needed a Redis the README promises it does not, and it shared that
+    database's queues with any worker or CLI run on the machine (found when a second checkout's
+    bench consumed the CLI's ingest batches and the CLI consumed the bench's).
+    """
+    from kombu import pools
+
+    pools.reset()  # closes and forgets pools built for the previous broker
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_url = "memory://localhost/"
+    app.conf.broker_transport = None
+
+
 @contextmanager
 def worker_context(concurrency: int = 8) -> Iterator[Any]:
     """An in-process worker when there is no broker; nothing otherwise."""
@@ -41,7 +60,7 @@ def worker_context(concurrency: int = 8) -> Iterator[Any]:
         return
     from celery.contrib.testing.worker import start_worker
 
-    app.conf.broker_url = "memory://localhost/"
+    use_memory_broker(app)
     app.conf.result_backend = None
     app.conf.task_ignore_result = True
     with start_worker(

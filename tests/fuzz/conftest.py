@@ -46,17 +46,17 @@ def memory_broker() -> Iterator[None]:
     (nothing consumes it), then give the app back its broker. Celery caches the connection and
     producer pools of the first broker it used, so both are dropped on the way in and out (else
     a later real worker test would publish into memory)."""
+    from kombu import pools
+
+    from pipeline.runtime import use_memory_broker
     from tasks.app import app
 
-    def reset_pools() -> None:
-        app._pool = None  # type: ignore[attr-defined]
-        app.amqp._producer_pool = None
-
-    before = app.conf.broker_url
-    reset_pools()
-    app.conf.broker_url = "memory://localhost/"
+    before = app.conf.broker_url, app.conf.broker_transport
+    use_memory_broker(app)  # the transport too: else the "memory" URL went to Redis db 0
     try:
         yield
     finally:
-        app.conf.broker_url = before
-        reset_pools()
+        app.conf.broker_url, app.conf.broker_transport = before
+        pools.reset()
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None
