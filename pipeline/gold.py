@@ -24,7 +24,10 @@ from pipeline.tracklist import TracklistEntry, read_tracklist
 
 __all__ = [
     "artists_of_tracks",
+    "artists_owed",
+    "claim_owed_artists",
     "merge_playlist",
+    "owe_artists",
     "refresh_views",
     "upsert_artist_analytics",
     "upsert_playlist_analytics",
@@ -275,6 +278,71 @@ def upsert_artist_analytics(session: Session, artist_ids: Sequence[str]) -> None
                 last_appearance_date = EXCLUDED.last_appearance_date,
                 data_quality_score = EXCLUDED.data_quality_score, last_analyzed_at = now()"""),
         {"ids": [str(i) for i in artist_ids]},
+    )
+
+
+# Artists' aggregates are owed, then paid in batches (migration 019, issue 17). A popular
+# artist is named by most setlists; re-aggregating it per setlist read all its appearances each
+# time, so the work grew with the square of the repeats (bench/sightings: the 20k-row run never
+# finished). Marks are coalesced per artist: however many merges mark it while a payment is due,
+# it is aggregated once.
+
+
+def owe_artists(session: Session, artist_ids: Sequence[str]) -> int:
+    """Mark these artists' gold aggregates as owed; returns how many were newly marked.
+
+    Call it in a transaction of its own, after the silver change that made them stale has
+    committed: a claim that deletes a mark re-reads silver afterwards, so it cannot miss a
+    change committed before the mark (marked inside that change's transaction, a claim could
+    delete the mark and aggregate without seeing the change). Ids sorted: concurrent markers
+    insert in one order.
+    """
+    ids = sorted({str(i) for i in artist_ids})
+    if not ids:
+        return 0
+    result = session.execute(
+        text(
+            "INSERT INTO gold_artist_refresh_queue (artist_id) "
+            "SELECT a FROM unnest(CAST(:ids AS uuid[])) AS a "
+            "WHERE EXISTS (SELECT 1 FROM silver_enriched_artists s WHERE s.id = a) "
+            "ORDER BY a ON CONFLICT (artist_id) DO NOTHING"
+        ),
+        {"ids": ids},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def claim_owed_artists(session: Session, limit: int = 500) -> list[str]:
+    """Take up to ``limit`` owed artists (oldest marks first) and aggregate them, in the
+    caller's transaction: a failure rolls the claim back with the aggregates. Claims running
+    at once take disjoint artists (``SKIP LOCKED``)."""
+    ids = sorted(
+        str(r[0])
+        for r in session.execute(
+            text(
+                "DELETE FROM gold_artist_refresh_queue q WHERE q.artist_id IN ("
+                "  SELECT artist_id FROM gold_artist_refresh_queue ORDER BY marked_at"
+                "  LIMIT :n FOR UPDATE SKIP LOCKED) "
+                "RETURNING q.artist_id"
+            ),
+            {"n": limit},
+        )
+    )
+    upsert_artist_analytics(session, ids)
+    return ids
+
+
+def artists_owed(session: Session, older_than_s: float) -> int:
+    """Owed artists marked more than ``older_than_s`` ago (the debounced payment should have
+    run by then: the sweeper re-sends it)."""
+    return int(
+        session.execute(
+            text(
+                "SELECT count(*) FROM gold_artist_refresh_queue "
+                "WHERE marked_at < now() - make_interval(secs => :s)"
+            ),
+            {"s": float(older_than_s)},
+        ).scalar_one()
     )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "WAITS_KEY",
     "RateLimitConfig",
     "RateLimiter",
+    "granted_per_second",
     "make_storage",
     "read_waits",
     "record_wait",
@@ -122,6 +123,13 @@ def _per_second_item(rate: float) -> RateLimitItem:
     frac = Fraction(rate).limit_denominator(60)
     amount = max(1, frac.numerator)
     return RateLimitItemPerSecond(amount, max(1, frac.denominator))
+
+
+def granted_per_second(rate: float) -> float:
+    """Requests per second the limiter grants for a configured ``rate`` (the safety margin and
+    whole-second windows applied): 9.0 for 10/s, 97.0 for 100/s, 1.0 for 1/s."""
+    item = _per_second_item(rate)
+    return item.amount / (item.multiples * item.GRANULARITY.seconds)
 
 
 class RateLimiter:

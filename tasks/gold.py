@@ -1,8 +1,12 @@
-"""Gold tasks: incremental upserts for affected ids, then one debounced view refresh.
+"""Gold tasks: incremental upserts for affected ids, then debounced artist aggregates and one
+debounced view refresh.
 
-Many merges finishing close together schedule a single ``refresh_views`` (a Redis ``SET NX`` flag
-with a short countdown, or an in-process flag when there is no Redis): the views are refreshed
-concurrently, so readers are never blocked, but not once per track.
+Many merges finishing close together schedule a single ``refresh_views`` and a single
+``update_artists`` (a Redis ``SET NX`` flag with a short countdown, or an in-process flag when
+there is no Redis): the views are refreshed concurrently, so readers are never blocked, but not
+once per track; a popular artist's aggregates are computed once per payment, not once per
+setlist naming it (the owed artists are rows in PostgreSQL, so a lost message is re-sent by the
+sweeper).
 """
 
 from __future__ import annotations
@@ -17,54 +21,104 @@ from sqlalchemy.exc import IntegrityError
 from db.engine import session_scope
 from pipeline.gold import (
     artists_of_tracks,
+    claim_owed_artists,
     merge_playlist,
+    owe_artists,
     refresh_views,
-    upsert_artist_analytics,
     upsert_playlist_analytics,
     upsert_track_analytics,
 )
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
 
-__all__ = ["merge_playlist_task", "refresh_views_task", "schedule_refresh", "update_tracks"]
+__all__ = [
+    "merge_playlist_task",
+    "refresh_views_task",
+    "schedule_artists",
+    "schedule_refresh",
+    "update_artists_task",
+    "update_tracks",
+]
 
 log = get_task_logger(__name__)
 
 REFRESH_DEBOUNCE_S = float(os.environ.get("SONGNODES_REFRESH_DEBOUNCE_S", "5"))
+#: Owed artist aggregates are paid this long after the first mark (coalescing the setlists that
+#: name a popular artist meanwhile).
+ARTISTS_DEBOUNCE_S = float(os.environ.get("SONGNODES_ARTISTS_DEBOUNCE_S", "0.5"))
+#: Artists aggregated per transaction; a payment that fills it goes on with the next batch.
+ARTISTS_PER_PAYMENT = 500
 _FLAG = "songnodes:gold:refresh-pending"
+_ARTISTS_FLAG = "songnodes:gold:artists-pending"
 _local_flag = threading.Event()
+_local_artists_flag = threading.Event()
+
+
+_clients: dict[tuple[int, str], Any] = {}
 
 
 def _redis() -> Any:
+    """This process's client for ``REDIS_URL`` (None without it). Kept per process: a client
+    per call opened a new connection for every flag check (two per gold task)."""
     url = os.environ.get("REDIS_URL")
     if not url:
         return None
-    import redis
+    key = (os.getpid(), url)
+    client = _clients.get(key)
+    if client is None:
+        import redis
 
-    return redis.Redis.from_url(url)
+        client = _clients[key] = redis.Redis.from_url(url, socket_timeout=5)
+    return client
+
+
+def _first_to_flag(flag: str, local: threading.Event, debounce_s: float) -> bool:
+    """True for the first caller since ``flag`` was last cleared (Redis ``SET NX``, or an
+    in-process event without Redis); the flag expires on its own should its task be lost."""
+    client = _redis()
+    if client is not None:
+        return bool(client.set(flag, "1", nx=True, ex=int(debounce_s * 12) + 1))
+    if local.is_set():
+        return False
+    local.set()
+    return True
+
+
+def _clear_flag(flag: str, local: threading.Event) -> None:
+    client = _redis()
+    if client is not None:
+        client.delete(flag)
+    local.clear()
 
 
 def schedule_refresh() -> bool:
     """Schedule one refresh unless one is already pending. True when this call scheduled it."""
-    client = _redis()
-    if client is not None:
-        if not client.set(_FLAG, "1", nx=True, ex=int(REFRESH_DEBOUNCE_S * 12) + 1):
-            return False
-    elif _local_flag.is_set():
+    if not _first_to_flag(_FLAG, _local_flag, REFRESH_DEBOUNCE_S):
         return False
-    else:
-        _local_flag.set()
     refresh_views_task.apply_async(countdown=REFRESH_DEBOUNCE_S)
     return True
+
+
+def schedule_artists() -> bool:
+    """Schedule one payment of owed artist aggregates unless one is pending."""
+    if not _first_to_flag(_ARTISTS_FLAG, _local_artists_flag, ARTISTS_DEBOUNCE_S):
+        return False
+    update_artists_task.apply_async(countdown=ARTISTS_DEBOUNCE_S)
+    return True
+
+
+def _owe_artists_of(track_ids: list[str]) -> None:
+    """Mark the tracks' artists as owed (after the tracks' change committed: see
+    ``pipeline.gold.owe_artists``) and schedule their payment."""
+    with session_scope() as session:
+        owe_artists(session, artists_of_tracks(session, track_ids))
+    schedule_artists()
 
 
 @app.task(name="tasks.gold.refresh_views", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def refresh_views_task() -> None:
     """Refresh every gold materialised view (concurrently)."""
-    client = _redis()
-    if client is not None:
-        client.delete(_FLAG)
-    _local_flag.clear()
+    _clear_flag(_FLAG, _local_flag)
     from pipeline.recovery import VIEWS_MARK, mark
 
     with session_scope() as session:
@@ -84,13 +138,23 @@ def update_tracks(silver_ids: list[str]) -> int:
     """Upsert gold rows of these tracks and of their artists."""
     with session_scope() as session:
         n = upsert_track_analytics(session, silver_ids)
-    # Artists in a transaction of their own: their aggregates are the slow part, and holding
-    # the tracks' gold rows locked through them made every other upsert of a popular track
-    # wait (issue 17: a hit's gold row is upserted by most merge and playlist batches).
-    with session_scope() as session:
-        upsert_artist_analytics(session, artists_of_tracks(session, silver_ids))
+    # Artists are owed, not aggregated here: their aggregates are the slow part (issue 17).
+    _owe_artists_of(silver_ids)
     schedule_refresh()
     return n
+
+
+@app.task(name="tasks.gold.update_artists", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
+def update_artists_task() -> int:
+    """Pay the owed artist aggregates, a batch per transaction, until none is owed."""
+    _clear_flag(_ARTISTS_FLAG, _local_artists_flag)  # marks from now on schedule a new payment
+    paid = 0
+    while True:
+        with session_scope() as session:
+            batch = claim_owed_artists(session, ARTISTS_PER_PAYMENT)
+        paid += len(batch)
+        if len(batch) < ARTISTS_PER_PAYMENT:
+            return paid
 
 
 @app.task(
@@ -119,7 +183,6 @@ def merge_playlist_task(bronze_playlist_id: str) -> str | None:
             )
         ]
         upsert_track_analytics(session, track_ids)  # appearances changed
-    with session_scope() as session:  # see update_tracks: gold track rows unlocked first
-        upsert_artist_analytics(session, artists_of_tracks(session, track_ids))
+    _owe_artists_of(track_ids)
     schedule_refresh()
     return playlist_id

@@ -16,6 +16,7 @@ from db.models.gold import (
     GOLD_MATERIALIZED_VIEWS,
     GOLD_VIEWS,
     GoldArtistAnalytics,
+    GoldArtistRefreshQueue,
     GoldPlaylistAnalytics,
     GoldTrackAnalytics,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "FailedWork",
     "FieldProvenance",
     "GoldArtistAnalytics",
+    "GoldArtistRefreshQueue",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
     "IngestQuarantine",

@@ -17,6 +17,7 @@ __all__ = [
     "GOLD_MATERIALIZED_VIEWS",
     "GOLD_VIEWS",
     "GoldArtistAnalytics",
+    "GoldArtistRefreshQueue",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
 ]
@@ -85,6 +86,20 @@ class GoldTrackAnalytics(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime] = _now()
     last_analyzed_at: Mapped[dt.datetime] = _now()
+
+
+class GoldArtistRefreshQueue(Base):
+    """019: an artist whose gold aggregates are owed (``tasks.gold.update_artists`` claims it)."""
+
+    __tablename__ = "gold_artist_refresh_queue"
+    __table_args__ = (Index("ix_gold_artist_refresh_queue_marked_at", "marked_at"),)
+
+    artist_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_artists.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    marked_at: Mapped[dt.datetime] = _now()
 
 
 class GoldArtistAnalytics(Base):

@@ -103,7 +103,11 @@ def _guard(
             return Response("Internal Server Error", 500, media_type="text/plain")
         if limited and not state.stats.admit(provider, knobs):
             return _throttle(provider)
-        return await handler(request)
+        response = await handler(request)
+        if request.method == "GET" and response.status_code in (200, 404):
+            query = "&".join(sorted(f"{k}={v}" for k, v in request.query_params.multi_items()))
+            state.stats.answer(provider, f"{request.url.path}?{query}")
+        return response
 
     return endpoint
 

@@ -65,6 +65,9 @@ class Stats:
         self.requests: dict[str, int] = {}
         self.over_limit: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        # GET answers (200/404) per request (path + sorted query): the same question answered
+        # more than once is a provider asked twice (the chaos harness's measure, issue 20).
+        self._answers: dict[str, dict[str, int]] = {}
         self._log: dict[str, deque[float]] = {}
 
     def count(self, provider: str) -> None:
@@ -90,6 +93,18 @@ class Stats:
             log.append(now)
             return True
 
+    def answer(self, provider: str, request_key: str) -> None:
+        """Record that ``provider`` answered ``request_key`` (a GET's path and sorted query)."""
+        with self._lock:
+            answers = self._answers.setdefault(provider, {})
+            answers[request_key] = answers.get(request_key, 0) + 1
+
+    def forget_answers(self) -> None:
+        """Start counting repeated answers afresh (a new chaos run asks about its own tracks,
+        which an earlier run may have asked about too)."""
+        with self._lock:
+            self._answers.clear()
+
     def error(self, provider: str) -> None:
         with self._lock:
             self.errors[provider] = self.errors.get(provider, 0) + 1
@@ -102,6 +117,8 @@ class Stats:
                     "requests": self.requests.get(p, 0),
                     "over_limit": self.over_limit.get(p, 0),
                     "errors": self.errors.get(p, 0),
+                    "answered": sum(self._answers.get(p, {}).values()),
+                    "answered_again": sum(n - 1 for n in self._answers.get(p, {}).values()),
                 }
                 for p in sorted(names)
             }

@@ -156,6 +156,10 @@ class ChaosResult:
     failed_work: int
     provider_requests: int = 0
     recorded_calls: int = 0
+    # The same question (GET path + query) answered 200/404 more than once by the sandbox: a
+    # provider asked twice, whatever errors and retries came in between (``provider_calls_twice``
+    # counts every request not recorded, so with injected errors it counts retried failures).
+    answered_twice: int = 0
 
 
 @contextlib.contextmanager
@@ -302,6 +306,9 @@ def chaos_run(
     faults: tuple[str, ...] = ("worker", "broker", "postgres"),
     timeout: float = 240,
     latency_ms: float = 150,
+    workers_n: int = 1,
+    error_rate: float = 0.0,
+    down: tuple[str, ...] = (),
 ) -> ChaosResult:
     """Ingest, inject ``faults`` in order, wait for the pipeline to heal; see the module doc."""
     from tasks.app import app
@@ -321,7 +328,9 @@ def chaos_run(
     from providers.registry import available_providers
 
     for name in available_providers():  # work in flight when the faults come
-        sandbox.configure(name, latency_ms=latency_ms)
+        errors = {"500": error_rate} if error_rate else {}
+        sandbox.configure(name, latency_ms=latency_ms, errors=errors, down=name in down)
+    sandbox.state.stats.forget_answers()
     workers: list[WorkerProcess] = []
     beat = _start_beat(env, workdir)
     died = 0
@@ -349,6 +358,7 @@ def chaos_run(
 
     try:
         current = new_worker()
+        others = [new_worker() for _ in range(workers_n - 1)]  # not killed; they heal too
         expected = tracks + 5 * setlists
         for batch in _envelopes(tag, tracks, setlists, offset):
             ingest_batch.apply_async((batch, f"chaos:{tag}", "task"))
@@ -363,6 +373,9 @@ def chaos_run(
                 stack.kill_broker_and_start_empty()
             elif fault == "postgres":
                 stack.pg.restart_immediate()
+            elif fault == "provider_up":  # the provider that was down answers again
+                for name in down:
+                    sandbox.configure(name, down=False)
             last_fault = time.monotonic()
             time.sleep(1.0)
         wait(
@@ -371,9 +384,11 @@ def chaos_run(
             timeout,
         )
         heal = time.monotonic() - last_fault
-        died = sum(1 for w in workers[:-1] if w.proc and w.proc.returncode not in (None, -9))
-        if current.proc and current.proc.poll() is not None:
-            died += 1
+        alive = [current, *others]
+        died = sum(
+            1 for w in workers if w not in alive and w.proc and w.proc.returncode not in (None, -9)
+        )
+        died += sum(1 for w in alive if w.proc and w.proc.poll() is not None)
         final = state()
         dup = _q(engine, DUPLICATES_SQL)
         asked = _requests(sandbox) - before
@@ -389,10 +404,13 @@ def chaos_run(
             failed_work=int(dup.failed_work),
             provider_requests=asked,
             recorded_calls=int(dup.recorded_calls),
+            answered_twice=sum(
+                int(v.get("answered_again", 0)) for v in sandbox.stats().values()
+            ),
         )
     finally:
         for name in available_providers():
-            sandbox.configure(name, latency_ms=0)
+            sandbox.configure(name, latency_ms=0, errors={}, down=False)
         for w in workers:
             w.stop()
         beat.terminate()
@@ -444,6 +462,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setlists", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep logs (printed directory)")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (one killed)")
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests answered 500"
+    )
+    parser.add_argument(
+        "--down", action="append", default=[], help="a provider down until the faults are over"
+    )
     args = parser.parse_args(argv)
     from providers.registry import available_providers
     from providers.sandbox import start_in_thread
@@ -462,9 +487,14 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
                 with private_stack(workdir, args.broker) as stack:
+                    faults = ("worker", "broker", "postgres") + (
+                        ("provider_up",) if args.down else ()
+                    )
                     result = chaos_run(
                         stack, base, sandbox, workdir, tracks=args.tracks,
                         setlists=args.setlists, offset=(i * 97) % 300, timeout=args.timeout,
+                        faults=faults, workers_n=args.workers, error_rate=args.error_rate,
+                        down=tuple(args.down),
                     )
             results.append(result)
             print(json.dumps(asdict(result)), flush=True)
@@ -476,6 +506,8 @@ def main(argv: list[str] | None = None) -> None:
                       "runs_open": sum(r.runs_open for r in results),
                       "max_heal_s": max((r.heal_s for r in results), default=None),
                       "provider_calls_twice": sum(r.provider_calls_twice for r in results),
+                      "answered_twice": sum(r.answered_twice for r in results),
+                      "provider_requests": sum(r.provider_requests for r in results),
                       "workers_died": sum(r.workers_died for r in results)}))
 
 

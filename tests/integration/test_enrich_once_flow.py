@@ -118,17 +118,24 @@ def test_sightings_arriving_together_share_one_lookup_and_a_rescrape_makes_none(
     assert got.jobs == 4 * TRACKS and got.merged == 4 * TRACKS
     assert got.jobs_with_lookups == TRACKS and repeats == 1
     assert got.silver == TRACKS
-    with engine.connect() as conn:
-        members = conn.execute(
-            text(
-                "SELECT p.playlist_name, count(DISTINCT pt.track_id) "
-                "FROM silver_playlist_tracks pt "
-                "JOIN silver_enriched_playlists p ON p.id = pt.playlist_id "
-                "WHERE p.playlist_name LIKE :n GROUP BY p.playlist_name"
-            ),
-            {"n": f"Flight set {tag}%"},
-        ).all()
-    assert sorted(m[1] for m in members) == [TRACKS, TRACKS]
+
+    def members() -> list[Any]:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    text(
+                        "SELECT p.playlist_name, count(DISTINCT pt.track_id) "
+                        "FROM silver_playlist_tracks pt "
+                        "JOIN silver_enriched_playlists p ON p.id = pt.playlist_id "
+                        "WHERE p.playlist_name LIKE :n GROUP BY p.playlist_name"
+                    ),
+                    {"n": f"Flight set {tag}%"},
+                ).all()
+            )
+
+    # A setlist is merged by its own gold message after the runs close: wait for both.
+    wait_for(lambda: len(members()) == 2, 60, "both setlists in silver")
+    assert sorted(m[1] for m in members()) == [TRACKS, TRACKS]
 
     again = [f"it17:{tag}:again:{n}" for n in range(3)]
     _send_together(again, names, f"{tag}-again")

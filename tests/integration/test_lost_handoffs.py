@@ -6,7 +6,8 @@ worker consumes the queue again and one sweep runs (``older_than_s=0``, as the s
 sends when it reconnects to the broker). The work then completes: nothing else sends it.
 
 Kinds: provider lookups (``provider.*``), merges (``merge``), gold updates + setlist merges +
-view refreshes (all on ``gold``), replay chunks (``replay``). Artists need no hand-off (ingest
+view refreshes (all on ``gold``), payments of owed artist aggregates (``gold``, migration 019),
+replay chunks (``replay``). Artists need no hand-off (ingest
 writes them to silver in its own transaction); their reconciler is tested in
 tests/db/test_recovery.py.
 """
@@ -127,8 +128,11 @@ def test_lost_lookups_are_resent(worker: Any, engine: Engine) -> None:
     queues = _provider_queues()
     with _not_consumed(queues):
         _ingest(tag, _envelopes(tag, 5, offset=520))
-        wait_for(lambda: _jobs(engine, tag).jobs == 5 and _waiting(queues) > 0, 60,
-                 "lookup messages waiting")
+        wait_for(
+            lambda: _jobs(engine, tag).jobs == 5 and _waiting(queues) > 0,
+            60,
+            "lookup messages waiting",
+        )
         assert _lose(queues) > 0
         assert _jobs(engine, tag).merged == 0
     _sweep_now()
@@ -140,8 +144,11 @@ def test_lost_merges_are_resent(worker: Any, engine: Engine) -> None:
     tag = f"handoff-merge:{uuid.uuid4().hex[:8]}"
     with _not_consumed(["merge"]):
         _ingest(tag, _envelopes(tag, 5, offset=530))
-        wait_for(lambda: _jobs(engine, tag).merging == 5 and _waiting(["merge"]) > 0, 60,
-                 "every job waiting for its merge message")
+        wait_for(
+            lambda: _jobs(engine, tag).merging == 5 and _waiting(["merge"]) > 0,
+            60,
+            "every job waiting for its merge message",
+        )
         assert _lose(["merge"]) > 0
     _sweep_now()
     wait_for(lambda: _jobs(engine, tag).merged == 5, 90, "every job merged after the sweep")
@@ -154,8 +161,11 @@ def test_lost_gold_setlist_and_view_messages_are_resent(worker: Any, engine: Eng
     tag = f"handoff-gold:{uuid.uuid4().hex[:8]}"
     with _not_consumed(["gold"]):
         _ingest(tag, _envelopes(tag, 4, offset=540, setlist=True))
-        wait_for(lambda: _jobs(engine, tag).merged == 4 and _waiting(["gold"]) > 0, 60,
-                 "every job merged, gold messages waiting")
+        wait_for(
+            lambda: _jobs(engine, tag).merged == 4 and _waiting(["gold"]) > 0,
+            60,
+            "every job merged, gold messages waiting",
+        )
         assert _lose(["gold"]) > 0
 
     def state() -> Any:
@@ -189,10 +199,68 @@ def test_lost_gold_setlist_and_view_messages_are_resent(worker: Any, engine: Eng
     assert lost.playlists == 0, "the setlist merge message was lost"
     _sweep_now()
     wait_for(
-        lambda: (s := state()).playlists == 1 and s.gold_playlists == 1 and s.gold_missing == 0
-        and bool(s.views_fresh),
+        lambda: (
+            (s := state()).playlists == 1
+            and s.gold_playlists == 1
+            and s.gold_missing == 0
+            and bool(s.views_fresh)
+        ),
         90,
         "setlist in silver and gold, gold rows current, views refreshed after the sweep",
+    )
+
+
+def test_a_lost_payment_of_owed_artist_aggregates_is_resent(worker: Any, engine: Engine) -> None:
+    """Artists owed a gold re-aggregation (rows of ``gold_artist_refresh_queue``) whose
+    ``update_artists`` message the broker lost are paid after one sweep."""
+    from tasks.gold import update_artists_task
+
+    tag = f"handoff-artists:{uuid.uuid4().hex[:8]}"
+    _ingest(tag, _envelopes(tag, 3, offset=560))
+
+    def artists() -> list[str]:
+        with engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(
+                text("""SELECT DISTINCT ta.artist_id FROM enrichment_jobs j
+                        JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+                        JOIN silver_track_artists ta ON ta.track_id = j.silver_track_id
+                        WHERE r.triggered_by = :t"""),
+                {"t": tag},
+            )]  # fmt: skip
+
+    def owed_and_paid(ids: list[str], since: Any) -> tuple[int, int]:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("""SELECT (SELECT count(*) FROM gold_artist_refresh_queue
+                                 WHERE artist_id = ANY(CAST(:ids AS uuid[]))),
+                               (SELECT count(*) FROM gold_artist_analytics
+                                 WHERE silver_artist_id = ANY(CAST(:ids AS uuid[]))
+                                   AND last_analyzed_at > :since)"""),
+                {"ids": ids, "since": since},
+            ).one()  # fmt: skip
+            return int(row[0]), int(row[1])
+
+    wait_for(lambda: _jobs(engine, tag).merged == 3 and artists(), 60, "tracks merged")
+    ids = artists()
+    # The ingest's own payment (an ETA message the worker already holds) is done first.
+    wait_for(lambda: owed_and_paid(ids, "-infinity") == (0, len(ids)), 60, "first payment")
+    with _not_consumed(["gold"]):
+        with engine.begin() as conn:  # a later change owes them again; its payment is lost
+            since = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+            conn.execute(
+                text("INSERT INTO gold_artist_refresh_queue (artist_id) "
+                     "SELECT unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"),
+                {"ids": ids},
+            )  # fmt: skip
+        update_artists_task.delay()
+        wait_for(lambda: _waiting(["gold"]) > 0, 30, "the payment message waiting")
+        assert _lose(["gold"]) > 0
+    assert owed_and_paid(ids, since) == (len(ids), 0), "owed, and the payment is gone"
+    _sweep_now()
+    wait_for(
+        lambda: owed_and_paid(ids, since) == (0, len(ids)),
+        90,
+        "every owed artist paid after the sweep",
     )
 
 
@@ -206,30 +274,39 @@ def test_lost_replay_chunks_are_resent(worker: Any, engine: Engine) -> None:
         bronze = [
             str(r[0])
             for r in conn.execute(
-                text("SELECT j.bronze_track_id FROM enrichment_jobs j JOIN "
-                     "enrichment_pipeline_runs r ON r.id = j.run_id WHERE r.triggered_by = :t"),
+                text(
+                    "SELECT j.bronze_track_id FROM enrichment_jobs j JOIN "
+                    "enrichment_pipeline_runs r ON r.id = j.run_id WHERE r.triggered_by = :t"
+                ),
                 {"t": tag},
             )
         ]
     with engine.begin() as conn:
         qid = conn.execute(
-            text("INSERT INTO pipeline_replay_queue (bronze_ids, target_layer, requested_by, "
-                 "reason) VALUES (CAST(:ids AS text[]), 'silver', 'it', 'lost chunk') "
-                 "RETURNING id"),
+            text(
+                "INSERT INTO pipeline_replay_queue (bronze_ids, target_layer, requested_by, "
+                "reason) VALUES (CAST(:ids AS text[]), 'silver', 'it', 'lost chunk') "
+                "RETURNING id"
+            ),
             {"ids": bronze},
         ).scalar_one()
 
     def status() -> str:
         with engine.connect() as conn:
-            return str(conn.execute(
-                text("SELECT status FROM pipeline_replay_queue WHERE id = :i"), {"i": qid}
-            ).scalar_one())
+            return str(
+                conn.execute(
+                    text("SELECT status FROM pipeline_replay_queue WHERE id = :i"), {"i": qid}
+                ).scalar_one()
+            )
 
     with _not_consumed(["replay"]):
         # The drain runs on the replay queue too: run it here (its chunks go to the broker).
         drain_replay_queue.apply()
-        wait_for(lambda: status() == "processing" and _waiting(["replay"]) > 0, 60,
-                 "the replay started, its chunk waiting")
+        wait_for(
+            lambda: status() == "processing" and _waiting(["replay"]) > 0,
+            60,
+            "the replay started, its chunk waiting",
+        )
         assert _lose(["replay"]) > 0
     _sweep_now()
 

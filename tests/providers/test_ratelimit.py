@@ -74,3 +74,16 @@ def test_processes_share_one_limit_in_redis(redis_url: str, key_prefix: str) -> 
     assert len(times) >= rate * seconds * 0.9  # and the limit is actually used
     assert sum(1 for r in results if r) >= 2  # more than one process got slots
     make_storage(redis_url)  # storage factory works for the parent too
+
+
+def test_granted_rate_keeps_the_safety_margin_and_never_exceeds_the_limit() -> None:
+    """bench/sightings compares the limited pass with what the limiter grants: whole requests
+    per whole-second window, 3% headroom from 10/s up (10/s grants 9, 100/s grants 97)."""
+    from providers.ratelimit import granted_per_second
+
+    assert granted_per_second(10) == 9.0
+    assert granted_per_second(100) == 97.0
+    assert granted_per_second(1) == 1.0
+    assert granted_per_second(0.5) == 0.5  # 1 per 2 s
+    for rate in (0.8, 1, 2.5, 3, 5, 8, 10, 12.5, 30, 50, 100, 250):
+        assert 0 < granted_per_second(rate) <= rate
