@@ -26,6 +26,7 @@ __all__ = [
     "artists_of_tracks",
     "artists_owed",
     "claim_owed_artists",
+    "complete_playlists",
     "merge_playlist",
     "owe_artists",
     "refresh_views",
@@ -167,6 +168,33 @@ def merge_playlist(session: Session, bronze_playlist_id: str) -> str | None:
         {"p": playlist_id},
     )
     return str(playlist_id)
+
+
+def complete_playlists(session: Session, bronze_playlist_ids: Sequence[str]) -> list[str]:
+    """Those of these bronze setlists whose every track row has a merged (or failed) job: the
+    ones ``merge_playlist`` would build now (its own check, for many setlists in one query).
+
+    A merge batch touches many setlists, each of whose ~20 tracks is merged by a different
+    batch: sending ``merge_playlist`` for every setlist a batch touched made ~20 messages per
+    setlist, all but the last finding it incomplete (bench/sightings: most of the gold queue).
+    Call it after the merge committed: of two merges finishing a setlist's last tracks at once,
+    the one that checks last sees both (both may send; ``merge_playlist`` is idempotent).
+    """
+    ids = sorted({str(p) for p in bronze_playlist_ids})
+    if not ids:
+        return []
+    rows = session.execute(
+        text("""
+            SELECT p::text FROM unnest(CAST(:ids AS uuid[])) AS p
+            WHERE NOT EXISTS (
+                SELECT 1 FROM bronze_scraped_tracks b
+                WHERE b.playlist_id = p AND NOT EXISTS (
+                    SELECT 1 FROM enrichment_jobs j WHERE j.bronze_track_id = b.id
+                      AND j.status IN ('merged', 'failed')))
+            ORDER BY 1"""),
+        {"ids": ids},
+    )
+    return [r[0] for r in rows]
 
 
 def upsert_track_analytics(session: Session, silver_ids: Sequence[str]) -> int:

@@ -6,6 +6,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
+from pipeline.gold import complete_playlists
 from pipeline.merge import merge_jobs as merge_batch
 from pipeline.singleflight import release
 from tasks.app import app
@@ -44,6 +45,9 @@ def merge_jobs(job_ids: list[str]) -> dict[str, int]:
         playlists.update(result.bronze_playlist_ids)
     if silver_ids:
         update_tracks.delay(sorted(set(silver_ids)))
-    for bronze_playlist_id in sorted(playlists):
-        merge_playlist_task.delay(bronze_playlist_id)
+    if playlists:  # after commit: only setlists whose every track is now merged
+        with session_scope() as session:
+            ready = complete_playlists(session, sorted(playlists))
+        for bronze_playlist_id in ready:
+            merge_playlist_task.delay(bronze_playlist_id)
     return {"merged": len(silver_ids), "playlists": len(playlists)}
