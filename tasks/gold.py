@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from db.engine import session_scope
 from pipeline.gold import (
     artists_of_tracks,
-    merge_playlist,
     refresh_views,
     upsert_artist_analytics,
     upsert_playlist_analytics,
     upsert_track_analytics,
 )
+from pipeline.merge import merge_playlist
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
 

@@ -6,7 +6,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
-from pipeline.merge import merge_jobs as merge_batch
+from pipeline.merge import merge_batch
 from pipeline.singleflight import release
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
