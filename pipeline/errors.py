@@ -40,5 +40,5 @@ class ReplayError(PipelineError, ValueError):
     """A replay request that cannot run (bad ids, run, fields); the message goes on the row.
 
     Defined here rather than in ``pipeline.replay`` so that the partial merge
-    (``pipeline.partial_merge``), which ``pipeline.replay`` imports, can raise it too.
+    (``pipeline.merge.partial``), which ``pipeline.replay`` imports, can raise it too.
     """

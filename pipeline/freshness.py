@@ -20,14 +20,33 @@ responses and renews no check; a live (``--force``) replay does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.bulk import Bulk
+from pipeline.waterfall import Plan
 
-__all__ = ["after_merge", "fresh_fields"]
+__all__ = ["MergedJob", "after_merge", "fresh_fields"]
+
+
+class MergedJob(Protocol):
+    """What :func:`after_merge` reads of a merged job (``pipeline.merge.MergeJob`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def bronze_track_id(self) -> str: ...
+    @property
+    def fields(self) -> list[str] | None: ...
+    @property
+    def replay_mode(self) -> str | None: ...
+    @property
+    def reused_fields(self) -> list[str] | None: ...
+
 
 _FRESH_SQL = text(
     """
@@ -110,11 +129,10 @@ _ANSWERED_SQL = text(
 
 
 def after_merge(
-    session: Session, merged: Sequence[tuple[Any, Any, str, frozenset[str]]]
+    session: Session, merged: Sequence[tuple[MergedJob, Plan, str, frozenset[str]]]
 ) -> None:
-    """Record checks and reuse rows for merged jobs: ``(job row, plan, silver id, fields this
-    merge wrote)`` each. The job row carries ``fields``, ``replay_mode`` and ``reused_fields``
-    (merge's job query). A reused field this merge wrote anyway (its own source's scraped value
+    """Record checks and reuse rows for merged jobs: ``(job, plan, silver id, fields this
+    merge wrote)`` each. A reused field this merge wrote anyway (its own source's scraped value
     won) has its merge row and gets no reuse row."""
     if not merged:
         return
@@ -125,9 +143,9 @@ def after_merge(
     checks: list[dict[str, Any]] = []
     reuses: list[dict[str, Any]] = []
     for job, plan, silver_id, written in merged:
-        reused = set(getattr(job, "reused_fields", None) or ())
+        reused = set(job.reused_fields or ())
         wanted = set(job.fields) if job.fields else set(plan.rules)
-        if getattr(job, "replay_mode", None) in (None, "live"):
+        if job.replay_mode in (None, "live"):
             checks += [
                 {"silver": silver_id, "field": f, "run": str(job.run_id)}
                 for f in sorted(wanted - reused)

@@ -1,7 +1,7 @@
 """Identity before fan-out (issue 17): a sighting of a known track asks only for what is stale.
 
 Before :func:`pipeline.enrich.create_jobs` plans round one, each bronze row is matched to silver
-with merge's own identity rules (``pipeline.merge._find_silver``: ISRC, then provider ids, then
+with merge's own identity rules (``pipeline.merge.find_silver``: ISRC, then provider ids, then
 the normalised artist+title ``identity_key``; read only, no lock). Then:
 
 * a **known** track plans lookups only for its fields that are not fresh under the run's
@@ -36,7 +36,7 @@ from pipeline.enrich import (
 )
 from pipeline.freshness import fresh_fields
 from pipeline.matching import identity_key
-from pipeline.merge import IDENTITY_IDS, _find_silver
+from pipeline.merge import IDENTITY_IDS, find_silver
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.waterfall import Plan, next_lookups
 
@@ -149,7 +149,7 @@ def plan_sightings(
         ikey, ids = ident
         key = (ikey, tuple(sorted(ids.items())))
         if key not in found:
-            hit = _find_silver(session, dict(ids), ikey, lock=False)
+            hit = find_silver(session, dict(ids), ikey, lock=False)
             found[key] = str(hit.id) if hit is not None else None
         silver_id = found[key]
         if silver_id is not None:

@@ -22,6 +22,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# What ingest does for a scraped artist; the sweeper's orphan artists go the same way (kept
+# importable here, the sweeper's module, where it used to live).
+from pipeline.merge import artist_to_silver
+
 __all__ = [
     "VIEWS_MARK",
     "FailedWorkRow",
@@ -318,14 +322,3 @@ def orphan_artists(
         {"s": float(older_than_s), "lb": float(lookback_s), "n": limit},
     )
     return [r[0] for r in rows]
-
-
-def artist_to_silver(session: Session, bronze_artist_id: str) -> str:
-    """What ingest does for a scraped artist (one silver row per normalised name or alias)."""
-    from pipeline.merge import upsert_artist
-
-    row = session.execute(
-        text("SELECT artist_name, aliases FROM bronze_scraped_artists WHERE id = :id"),
-        {"id": bronze_artist_id},
-    ).one()
-    return upsert_artist(session, row.artist_name, bronze_artist_id, list(row.aliases or []))

@@ -15,9 +15,9 @@ workers never take the same row. :func:`start_replay`, in the same transaction, 
 * ``use_historical_config``: the replay run's snapshot *is* the historical run's snapshot, so
   every step (planning, merge, provenance) resolves with the configuration that run used.
 * ``fields_to_replay``: only those fields are looked up and written (:func:`merge_fields`,
-  ``pipeline.partial_merge``); the silver track is the one the bronze row already feeds, and
-  its quality is re-scored as a merge scores it (a restored required field brings it back to
-  gold).
+  ``pipeline.merge.partial``, through the silver-track writer's partial mode); the silver track
+  is the one the bronze row already feeds, and its quality is re-scored as a merge scores it (a
+  restored required field brings it back to gold).
 * ``target_layer='gold'``: no enrichment; gold rows of the bronze rows' silver tracks are
   re-aggregated.
 
@@ -49,8 +49,7 @@ from pipeline.enrich import (
     to_jsonb,
 )
 from pipeline.errors import ReplayError
-from pipeline.merge import MergeResult, merge_jobs, silver_ids_for_bronze
-from pipeline.partial_merge import merge_fields
+from pipeline.merge import MergeResult, merge_batch, merge_fields, silver_ids_for_bronze
 from pipeline.runs import load_plan, run_snapshot, start_run
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.stored_answers import (
@@ -299,7 +298,7 @@ def merge_replayed(session: Session, job_ids: list[str], *, partial: bool) -> li
     (:func:`merge_fields`) or the whole track, replayed values overriding the current ones."""
     if partial:
         return [merge_fields(session, job_id) for job_id in job_ids]
-    return merge_jobs(session, job_ids, override_fields=True)
+    return merge_batch(session, job_ids, override_fields=True)
 
 
 def claim_round(session: Session, job_ids: list[str]) -> list[LookupInput]:

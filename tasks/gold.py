@@ -22,12 +22,12 @@ from db.engine import session_scope
 from pipeline.gold import (
     artists_of_tracks,
     claim_owed_artists,
-    merge_playlist,
     owe_artists,
     refresh_views,
     upsert_playlist_analytics,
     upsert_track_analytics,
 )
+from pipeline.merge import merge_playlist
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
 

@@ -14,13 +14,11 @@ from typing import Any
 
 from celery.utils.log import get_task_logger
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from pipeline.enrich import Next, create_jobs
 from pipeline.ingest import batch_messages, ingest_messages, quarantine_batch
-from pipeline.merge import upsert_artist
-from pipeline.normalise.text import clean_scraped
+from pipeline.merge import artist_to_silver
 from pipeline.runs import finish_run_if_done, start_run
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
@@ -61,7 +59,7 @@ def ingest_batch(
             if result.track_ids:
                 nxt = create_jobs(session, run_id, result.track_ids)
             for artist_id in result.artist_ids:
-                _artist_to_silver(session, str(artist_id))
+                artist_to_silver(session, str(artist_id))
             if not nxt:
                 finish_run_if_done(session, run_id)
     except TRANSIENT_ERRORS:
@@ -106,15 +104,3 @@ def _batch_failed(messages: Any, reason: str, triggered_by: str, via: str) -> di
         )
     log.error("batch quarantined", extra={"run_id": str(run_id), "reason": reason})
     return {"batch_quarantined": True, "reason": reason, "sha256": sha, "run_id": str(run_id)}
-
-
-def _artist_to_silver(session: Session, bronze_artist_id: str) -> None:
-    """A scraped artist goes straight to silver: one row per normalised name or alias."""
-    row = session.execute(
-        text("SELECT artist_name, aliases FROM bronze_scraped_artists WHERE id = :id"),
-        {"id": bronze_artist_id},
-    ).one()
-    # bronze keeps the names as sent; silver gets them cleaned
-    aliases = [a for a in (clean_scraped(x) for x in row.aliases or []) if a]
-    name = clean_scraped(row.artist_name) or row.artist_name
-    upsert_artist(session, name, bronze_artist_id, aliases)

@@ -23,6 +23,7 @@ from celeryconfig import SWEEP_INTERVAL_S  # how often beat sends the sweep
 from db.engine import session_scope
 from pipeline import maintenance, recovery
 from pipeline.enrich import Next, create_jobs
+from pipeline.merge import artist_to_silver
 from pipeline.runs import start_run
 from tasks.app import app
 from tasks.dispatch import dispatch, queue_for
@@ -181,7 +182,7 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         replays = recovery.stalled_replays(session, age)
         artists = recovery.orphan_artists(session, age, SWEEP_LOOKBACK_S)
         for artist_id in artists:
-            recovery.artist_to_silver(session, artist_id)
+            artist_to_silver(session, artist_id)
         reruns = recovery.claim_failed_work(session, age, MAX_RERUNS)
     # Everything is sent after commit, so a re-sent message never races its own state.
     dispatch(nxt)

@@ -6,8 +6,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import session_scope
-from pipeline.gold import complete_playlists
-from pipeline.merge import merge_jobs as merge_batch
+from pipeline.merge import complete_playlists, merge_batch
 from pipeline.singleflight import release
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import create_jobs
-from pipeline.gold import complete_playlists, merge_playlist
 from pipeline.ingest import ingest_messages
+from pipeline.merge import complete_playlists, merge_playlist
 from pipeline.runs import start_run
 
 
