@@ -29,7 +29,7 @@ REPORT_DAYS = 7
 
 
 def _present(column: str) -> str:
-    # An empty genre array is "no genre", as in maintenance.compute_data_quality_metrics.
+    # An empty genre array is "no genre", as in maintenance.record_quality_metrics.
     return f"({column} IS NOT NULL AND cardinality({column}) > 0)" if column == "genre" else (
         f"{column} IS NOT NULL"
     )

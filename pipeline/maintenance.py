@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from pipeline.enrich import Next
 
 __all__ = [
-    "compute_data_quality_metrics",
-    "reap_stuck_runs",
+    "find_stalled_work",
+    "reap_runs",
+    "record_quality_metrics",
     "resend_stuck_runs",
-    "rollup_provider_performance",
+    "rollup_providers",
     "stale_gold",
-    "sweep_stalled",
     "update_provider_health",
 ]
 
@@ -30,7 +30,7 @@ def _day(day: dt.date | None) -> dt.date:
     return day or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
 
 
-def rollup_provider_performance(session: Session, day: dt.date | None = None) -> int:
+def rollup_providers(session: Session, day: dt.date | None = None) -> int:
     """One ``provider_performance_history`` row per provider x field for ``day`` (UTC)."""
     d = _day(day)
     result = session.execute(
@@ -91,7 +91,7 @@ def rollup_provider_performance(session: Session, day: dt.date | None = None) ->
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def compute_data_quality_metrics(session: Session, day: dt.date | None = None) -> None:
+def record_quality_metrics(session: Session, day: dt.date | None = None) -> None:
     """One daily ``data_quality_metrics`` row per layer (upsert: re-running replaces it)."""
     d = day or dt.datetime.now(dt.UTC).date()
     params: dict[str, Any] = {"d": d}
@@ -187,7 +187,7 @@ def stale_gold(session: Session, older_than_s: int = 600, limit: int = 5000) -> 
     return [str(r[0]) for r in rows]
 
 
-def sweep_stalled(
+def find_stalled_work(
     session: Session,
     older_than_s: int = 600,
     *,
@@ -320,7 +320,7 @@ def resend_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> Next:
     return nxt
 
 
-def reap_stuck_runs(session: Session, older_than_s: int = 6 * 3600) -> list[str]:
+def reap_runs(session: Session, older_than_s: int = 6 * 3600) -> list[str]:
     """Close runs still ``running`` long after they started: their open jobs are marked failed.
 
     The last resort (``tasks.maintenance.reap_stuck_runs`` calls it only past the give-up age,

@@ -34,7 +34,7 @@ from pipeline.runs import finish_run_if_done, load_plan, start_run
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.waterfall import Plan, next_lookups
 
-__all__ = ["Reenrichment", "budgets", "reenrich_stale", "stale_tracks"]
+__all__ = ["Reenrichment", "budgets", "plan_reenrichment", "stale_tracks"]
 
 _PROVIDERS_SQL = text(
     """
@@ -144,7 +144,7 @@ def _choose(
     return chosen, spent, skipped
 
 
-def reenrich_stale(
+def plan_reenrichment(
     session: Session,
     *,
     period_s: float = 300.0,

@@ -269,7 +269,7 @@ def process_jobs(
     ``lookup=None`` is the stored replay: each provider's stored responses for the whole batch
     are read in one query and re-parsed in memory (:func:`stored_outcomes`); each round is then
     recorded with one ``record_outcomes`` for all its providers, and the batch merged with one
-    ``merge_jobs``: a few statements per batch instead of a few dozen per job. Replays
+    ``merge_batch``: a few statements per batch instead of a few dozen per job. Replays
     override the current silver values (re-deriving them is the point of the request); a
     partial replay writes only its fields (:func:`merge_fields`).
     """

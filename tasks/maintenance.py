@@ -1,7 +1,7 @@
 """Beat-scheduled maintenance tasks (schedule in ``celeryconfig.beat_schedule``).
 
 The sweeper (issue 20) re-derives every hand-off a lost message carried from PostgreSQL
-(``pipeline.maintenance.sweep_stalled`` and ``pipeline.recovery``): lookups, merges, setlist
+(``pipeline.maintenance.find_stalled_work`` and ``pipeline.recovery``): lookups, merges, setlist
 merges, gold updates, owed artist aggregates, view refreshes, replay chunks, artists, and
 transient failed work. It runs every ``SONGNODES_SWEEP_INTERVAL_S`` (default 60 s), never twice
 at once (an advisory lock the reaper takes too), and at once when a worker reconnects to the broker
@@ -72,14 +72,14 @@ def _date(value: str | None) -> dt.date | None:
 def rollup_provider_performance(day: str | None = None) -> int:
     """Nightly: yesterday's provider x field performance (idempotent upsert)."""
     with session_scope() as session:
-        return maintenance.rollup_provider_performance(session, _date(day))
+        return maintenance.rollup_providers(session, _date(day))
 
 
 @app.task(name="tasks.maintenance.compute_data_quality_metrics", keep_failed=False)
 def compute_data_quality_metrics(day: str | None = None) -> None:
     """Daily: one quality row per layer (idempotent upsert)."""
     with session_scope() as session:
-        maintenance.compute_data_quality_metrics(session, _date(day))
+        maintenance.record_quality_metrics(session, _date(day))
 
 
 @app.task(name="tasks.maintenance.check_provider_health", keep_failed=False, max_retries=2)
@@ -169,7 +169,7 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
                 return {"skipped": 1}
             recovery.mark(session, "sweep_reconnect")
         recovery.mark(session, "sweep")
-        nxt, orphans = maintenance.sweep_stalled(
+        nxt, orphans = maintenance.find_stalled_work(
             session, age, busy_providers=busy, merges_busy=backlog.get("merge", 0) > 0
         )
         if orphans:
@@ -246,7 +246,7 @@ def reap_stuck_runs(older_than_s: int | None = None) -> list[str]:
         if not recovery.try_sweep_lock(session):
             return []
         nxt: Next = maintenance.resend_stuck_runs(session, resend_after)
-        closed = maintenance.reap_stuck_runs(session, max(REAP_GIVE_UP_S, resend_after))
+        closed = maintenance.reap_runs(session, max(REAP_GIVE_UP_S, resend_after))
     dispatch(nxt)
     if nxt:
         log.warning(

@@ -14,7 +14,7 @@ from typing import Any
 from celery.utils.log import get_task_logger
 
 from db.engine import session_scope
-from pipeline.reenrich import reenrich_stale as plan_reenrichment
+from pipeline.reenrich import plan_reenrichment
 from pipeline.singleflight import release_orphans
 from tasks.app import app
 from tasks.dispatch import dispatch

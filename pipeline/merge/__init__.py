@@ -53,7 +53,6 @@ __all__ = [
     "merge_batch",
     "merge_fields",
     "merge_job",
-    "merge_jobs",
     "merge_playlist",
     "reconcile_bpm_reading",
     "resolve_fields",
@@ -62,5 +61,3 @@ __all__ = [
     "write_merged",
 ]
 
-#: The old name of :func:`merge_batch`, kept for callers; the task is ``tasks.merge.merge_jobs``.
-merge_jobs = merge_batch

@@ -1,7 +1,7 @@
 """Batched lookup recording and batched merges on real PostgreSQL (each test rolled back).
 
 The lookup task records a whole message (up to 40 jobs) with ``record_outcomes`` and the merge
-task merges a whole batch with ``merge_jobs``: these tests pin what batching must not change
+task merges a whole batch with ``merge_batch``: these tests pin what batching must not change
 (redelivery adds nothing, one bad job does not sink the others, exact per-field counts).
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_outcomes
-from pipeline.merge import merge_jobs
+from pipeline.merge import merge_batch
 from pipeline.runs import start_run
 from providers.contract import FieldValue, LookupResult, RawResponse
 from tests.db._helpers import insert_scraped_track
@@ -144,7 +144,7 @@ def test_a_new_tracks_quality_is_the_one_judged_on_the_stored_row(db_session: Se
     tag = uuid.uuid4().hex[:6]
     bronze = insert_scraped_track(db_session.connection(), f"Quality {tag}", "Stored")
     job = _merging_job(db_session, run, bronze, 126.0, {"isrc": f"QZ{tag.upper()}00001"})
-    (result,) = merge_jobs(db_session, [job])
+    (result,) = merge_batch(db_session, [job])
     row = db_session.execute(
         text("SELECT * FROM silver_enriched_tracks WHERE id = :s"), {"s": result.silver_track_id}
     ).one()
@@ -240,7 +240,7 @@ def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Sessio
         5000.0,
     )
 
-    results = merge_jobs(db_session, [good[0], bad, good[1]])
+    results = merge_batch(db_session, [good[0], bad, good[1]])
 
     assert [r.silver_track_id is not None for r in results] == [True, False, True]
     rows = db_session.execute(
@@ -261,7 +261,7 @@ def test_merge_jobs_merges_a_batch_and_isolates_a_failing_job(db_session: Sessio
     assert status in ("completed", "failed", "partial")
     assert any(r.run_finished for r in results)
     # A redelivered batch changes nothing and reports the same silver tracks.
-    again = merge_jobs(db_session, [good[0], good[1]])
+    again = merge_batch(db_session, [good[0], good[1]])
     assert [r.silver_track_id for r in again] == [
         results[0].silver_track_id,
         results[2].silver_track_id,
@@ -326,7 +326,7 @@ def _merge_unanswered(db_session: Session, bronzes: list[str]) -> list[str]:
             for p, js in record_outcomes(db_session, outcomes, 1).lookups.items():
                 step_lookups.setdefault(p, []).extend(js)
         nxt.lookups = step_lookups
-    merge_jobs(db_session, sorted(set(job_ids)))
+    merge_batch(db_session, sorted(set(job_ids)))
     silver = dict(
         db_session.execute(
             text(
@@ -468,7 +468,7 @@ def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges
         _merging_job(db_session, run, insert_scraped_track(conn, f"C {tag}", "Two"), 121.0,
                      {"spotify_id": spotify}),
     ]  # fmt: skip
-    a, c = (r.silver_track_id for r in merge_jobs(db_session, owners))
+    a, c = (r.silver_track_id for r in merge_batch(db_session, owners))
     both = _merging_job(
         db_session,
         run,
@@ -477,7 +477,7 @@ def test_ids_owned_by_another_track_are_dropped_and_the_rest_of_the_batch_merges
         {"isrc": isrc, "spotify_id": spotify},
     )
     plain = _merging_job(db_session, run, insert_scraped_track(conn, f"D {tag}", "Four"), 123.0)
-    results = merge_jobs(db_session, [both, plain])
+    results = merge_batch(db_session, [both, plain])
     assert results[0].silver_track_id == a and results[1].silver_track_id not in (None, a, c)
     tracks = _silver(
         db_session,
@@ -506,7 +506,7 @@ def test_a_batch_finds_tracks_made_earlier_in_the_same_batch_and_before_it(
     tag = uuid.uuid4().hex[:6]
     conn = db_session.connection()
     isrc, spotify = f"QY{tag[:3].upper()}{int(tag, 16) % 10**7:07d}", f"sp{tag}"
-    before = merge_jobs(
+    before = merge_batch(
         db_session,
         [_merging_job(db_session, run, insert_scraped_track(conn, f"Old {tag}", "Zero"), 119.0,
                       {"spotify_id": spotify})],
@@ -520,7 +520,7 @@ def test_a_batch_finds_tracks_made_earlier_in_the_same_batch_and_before_it(
                      {"spotify_id": spotify}),
         _merging_job(db_session, run, insert_scraped_track(conn, f"H {tag}", "Eight"), 128.0),
     ]  # fmt: skip
-    e, f, g, h = (r.silver_track_id for r in merge_jobs(db_session, batch))
+    e, f, g, h = (r.silver_track_id for r in merge_batch(db_session, batch))
     assert e == f and g == before and h not in (None, e, before)
     rows = _silver(db_session, "bpm, cardinality(additional_bronze_ids)", [e, g, h])
     # The later job of each pair wrote last (replays override; merges keep the more confident

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, Next, create_jobs, lookup_inputs, record_outcomes
 from pipeline.freshness import fresh_fields
-from pipeline.merge import merge_jobs
+from pipeline.merge import merge_batch
 from pipeline.runs import load_plan, start_run
 from pipeline.singleflight import release, release_orphans
 from pipeline.trace import trace_field
@@ -70,7 +70,7 @@ def _drive(
             ]
             step.extend(record_outcomes(session, outcomes, attempts=1))
         if nxt.merges:
-            merge_jobs(session, nxt.merges)
+            merge_batch(session, nxt.merges)
             merged += nxt.merges
             step.extend(release(session, nxt.merges))
         nxt = step
@@ -128,7 +128,7 @@ def test_a_fresh_known_track_plans_no_lookup_and_is_linked_with_reuse_lineage(
     assert nxt.merges == [job.id] and job.reuse == silver
     plan = load_plan(db_session, run2)
     assert set(job.reused_fields) == set(plan.rules)
-    (result,) = merge_jobs(db_session, nxt.merges)
+    (result,) = merge_batch(db_session, nxt.merges)
     assert result.linked_only and result.silver_track_id == silver  # no gold upsert sent
     job = _job(db_session, run2, bronze2)
     assert job.status == "merged" and job.silver == silver
@@ -403,7 +403,7 @@ def test_a_sighting_joining_a_flight_while_its_leader_merges_is_released(
 
     def merge_leader() -> None:
         with Session(engine) as s:
-            merge_jobs(s, [leader.id])
+            merge_batch(s, [leader.id])
             released.append(release(s, [leader.id]))
             s.commit()
 

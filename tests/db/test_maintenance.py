@@ -74,9 +74,9 @@ def test_provider_rollup_is_idempotent(db_session: Session) -> None:
             )
         ]
 
-    maintenance.rollup_provider_performance(db_session, YESTERDAY)
+    maintenance.rollup_providers(db_session, YESTERDAY)
     first = rows()
-    maintenance.rollup_provider_performance(db_session, YESTERDAY)
+    maintenance.rollup_providers(db_session, YESTERDAY)
     assert rows() == first
     assert [(r[0], r[2], r[3]) for r in first] == [("beatport", 3, 2), ("spotify", 1, 1)]
     rate = db_session.execute(
@@ -88,8 +88,8 @@ def test_provider_rollup_is_idempotent(db_session: Session) -> None:
 def test_quality_metrics_one_row_per_layer_and_day(db_session: Session) -> None:
     """Running the daily metrics twice keeps exactly one row per layer for the day."""
     _track(db_session, 1)
-    maintenance.compute_data_quality_metrics(db_session)
-    maintenance.compute_data_quality_metrics(db_session)
+    maintenance.record_quality_metrics(db_session)
+    maintenance.record_quality_metrics(db_session)
     rows = db_session.execute(
         text(
             "SELECT data_layer, count(*) FROM data_quality_metrics "
@@ -116,12 +116,12 @@ def test_sweeper_finds_stalled_lookups_and_orphans(db_session: Session) -> None:
     db_session.execute(text("UPDATE enrichment_lookups SET updated_at = now() - interval '1 hour'"))
     db_session.execute(text("UPDATE enrichment_jobs SET created_at = now() - interval '1 hour'"))
     # bronze is immutable: age the orphan by looking far ahead instead of editing created_at
-    again, orphans = maintenance.sweep_stalled(db_session, older_than_s=600)
+    again, orphans = maintenance.find_stalled_work(db_session, older_than_s=600)
     assert sorted(again.lookups) == sorted(nxt.lookups)
     assert orphans == []  # the orphan is younger than the timeout
-    _, orphans = maintenance.sweep_stalled(db_session, older_than_s=-3600)
+    _, orphans = maintenance.find_stalled_work(db_session, older_than_s=-3600)
     assert orphan in orphans and stalled not in orphans
-    fresh, _ = maintenance.sweep_stalled(db_session, older_than_s=600)
+    fresh, _ = maintenance.find_stalled_work(db_session, older_than_s=600)
     assert fresh.lookups == {}, "a swept lookup is not re-sent again before the timeout"
 
 
@@ -137,7 +137,7 @@ def test_reaper_closes_stuck_runs(db_session: Session) -> None:
         ),
         {"r": run_id},
     )
-    reaped = maintenance.reap_stuck_runs(db_session, older_than_s=6 * 3600)
+    reaped = maintenance.reap_runs(db_session, older_than_s=6 * 3600)
     assert reaped == [str(run_id)]
     run = db_session.execute(
         text("SELECT run_status, critical_errors FROM enrichment_pipeline_runs WHERE id = :r"),

@@ -69,13 +69,13 @@ def test_the_sweeper_skips_leased_lookups_busy_queues_and_replay_runs(db_session
     provider = next(iter(lookups))
     db_session.execute(text("UPDATE enrichment_lookups SET updated_at = now() - interval '1 h'"))
     recovery.lease_lookups(db_session, [job_id], provider, "task-a", 600)
-    nxt, _ = maintenance.sweep_stalled(db_session, 60)
+    nxt, _ = maintenance.find_stalled_work(db_session, 60)
     assert job_id not in nxt.lookups.get(provider, []), "a live lease means a worker is asking"
     recovery.release_lookups(db_session, [job_id], provider, "task-a", -1)
-    nxt, _ = maintenance.sweep_stalled(db_session, 60, busy_providers=[provider])
+    nxt, _ = maintenance.find_stalled_work(db_session, 60, busy_providers=[provider])
     assert job_id not in nxt.lookups.get(provider, []), "its queue still holds messages"
     db_session.execute(text("UPDATE enrichment_lookups SET updated_at = now() - interval '1 h'"))
-    nxt, _ = maintenance.sweep_stalled(db_session, 60)
+    nxt, _ = maintenance.find_stalled_work(db_session, 60)
     assert job_id in nxt.lookups[provider]
 
 
@@ -189,7 +189,7 @@ def test_a_replay_chunk_whose_message_was_lost_is_found(db_session: Session) -> 
         text("UPDATE enrichment_jobs SET updated_at = now() - interval '1 h' WHERE run_id = :r"),
         {"r": run_id},
     )
-    nxt, _ = maintenance.sweep_stalled(db_session, 60)
+    nxt, _ = maintenance.find_stalled_work(db_session, 60)
     assert not any(nxt.lookups.values()), "replay jobs are not re-sent as plain lookups"
     found = [r for r in recovery.stalled_replays(db_session, 60) if r.run_id == run_id]
     assert len(found) == 1 and found[0].mode == "stored" and not found[0].partial

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import create_jobs
-from pipeline.reenrich import budgets, reenrich_stale
+from pipeline.reenrich import budgets, plan_reenrichment
 from pipeline.runs import load_plan, start_run
 from tests.db.test_enrich_once import _bronze, _drive, _first_sighting
 
@@ -81,7 +81,7 @@ def test_stale_fields_are_re_enriched_oldest_first_within_budget(db_session: Ses
         )
     probe = str(start_run(db_session, "incremental", "test"))
     first = load_plan(db_session, probe).rules["bpm"].providers()[0]
-    done = reenrich_stale(db_session, budget={first: 2}, max_tracks=10)
+    done = plan_reenrichment(db_session, budget={first: 2}, max_tracks=10)
     assert done.tracks == 2 and done.skipped_for_budget == 1 and done.spent == {first: 2}
     assert set(done.next.lookups) == {first}
     assert done.run_id is not None
@@ -105,5 +105,5 @@ def test_stale_fields_are_re_enriched_oldest_first_within_budget(db_session: Ses
         {"r": done.run_id},
     ).scalars()
     assert set(fresh_again) == set(silvers[:2])
-    nothing = reenrich_stale(db_session, budget={first: 0}, max_tracks=10)
+    nothing = plan_reenrichment(db_session, budget={first: 0}, max_tracks=10)
     assert nothing.tracks == 0 and nothing.skipped_for_budget == 1  # the third, no budget

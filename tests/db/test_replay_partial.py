@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, Next, create_jobs, lookup_inputs, record_outcomes
 from pipeline.gold import upsert_track_analytics
-from pipeline.merge import merge_jobs
+from pipeline.merge import merge_batch
 from pipeline.replay import merge_fields
 from pipeline.runs import start_run
 from providers.contract import FieldValue, LookupResult
@@ -95,7 +95,7 @@ def test_partial_replay_restoring_a_required_field_re_scores_and_reaches_gold(
     bronze = insert_scraped_track(db_session.connection(), f"Partial {tag}", "Replayed")
     run = str(start_run(db_session, "manual", "test"))
     merges = _answer_rounds(db_session, create_jobs(db_session, run, [bronze]), tag, with_bpm=False)
-    [first] = merge_jobs(db_session, merges)
+    [first] = merge_batch(db_session, merges)
     assert first.silver_track_id
     silver_id = first.silver_track_id
     before = _track(db_session, silver_id)
@@ -126,7 +126,7 @@ def test_partial_replay_keeps_warnings_of_fields_it_did_not_replay(db_session: S
     bronze = insert_scraped_track(db_session.connection(), f"Partial {tag}", "Replayed")
     run = str(start_run(db_session, "manual", "test"))
     merges = _answer_rounds(db_session, create_jobs(db_session, run, [bronze]), tag, with_bpm=False)
-    [first] = merge_jobs(db_session, merges)
+    [first] = merge_batch(db_session, merges)
     silver_id = first.silver_track_id
     db_session.execute(
         text(
@@ -158,7 +158,7 @@ def test_a_swept_partial_replay_job_is_merged_partially(db_session: Session) -> 
     the partial merge that chunk runs gives the track its BPM with no second silver track made
     from the scraped names (which differ from the provider's, so a full merge of only ``bpm``
     would file the track under another identity)."""
-    from pipeline.maintenance import sweep_stalled
+    from pipeline.maintenance import find_stalled_work
     from pipeline.recovery import stalled_replays
     from pipeline.replay import merge_replayed
 
@@ -166,7 +166,7 @@ def test_a_swept_partial_replay_job_is_merged_partially(db_session: Session) -> 
     bronze = insert_scraped_track(db_session.connection(), f"DJ {tag}", "Replayed (live)")
     run = str(start_run(db_session, "manual", "test"))
     merges = _answer_rounds(db_session, create_jobs(db_session, run, [bronze]), tag, with_bpm=False)
-    [first] = merge_jobs(db_session, merges)
+    [first] = merge_batch(db_session, merges)
     replay = str(start_run(db_session, "replay", "replay:test"))
     nxt = create_jobs(db_session, replay, [bronze], fields=["bpm"], replay_mode="stored")
     job_ids = sorted({j for js in nxt.lookups.values() for j in js})
@@ -184,7 +184,7 @@ def test_a_swept_partial_replay_job_is_merged_partially(db_session: Session) -> 
         ),
         {"ids": job_ids},
     )
-    swept, _ = sweep_stalled(db_session, older_than_s=600)
+    swept, _ = find_stalled_work(db_session, older_than_s=600)
     assert not {j for js in swept.lookups.values() for j in js} & set(job_ids)
     [stalled] = [r for r in stalled_replays(db_session, 600) if r.run_id == replay]
     assert stalled.partial and stalled.mode == "stored"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from pipeline.enrich import create_jobs
 from pipeline.gold import merge_playlist, upsert_playlist_analytics
 from pipeline.ingest import ingest_messages
-from pipeline.merge import merge_jobs
+from pipeline.merge import merge_batch
 from pipeline.runs import start_run
 from tests.db._helpers import insert_silver_track
 
@@ -102,7 +102,7 @@ def _merge_all(
     keys: dict[str, str | None],
     failed: frozenset[str] = frozenset(),
 ) -> str:
-    """Finish every job of the set: unidentified ones through merge_jobs (no lookups), named
+    """Finish every job of the set: unidentified ones through merge_batch (no lookups), named
     ones as merged to a silver track with the given key (what a lookup round would leave), or
     as failed for titles in ``failed``."""
     run = str(start_run(session, "manual", "test-setlists"))
@@ -114,7 +114,7 @@ def _merge_all(
         {"p": bronze_playlist_id},
     ).all()
     nxt = create_jobs(session, run, [b.id for b in bronze])
-    merge_jobs(session, nxt.merges)
+    merge_batch(session, nxt.merges)
     for b in bronze:
         if b.track_title in failed:
             session.execute(

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.enrich import LookupOutcome, create_jobs, lookup_inputs, record_outcomes
-from pipeline.merge import merge_jobs
+from pipeline.merge import merge_batch
 from pipeline.runs import start_run
 from providers.base import HttpProvider, RetryPolicy
 from providers.breaker import BreakerConfig, CircuitBreaker, MemoryBreakerStore
@@ -84,7 +84,7 @@ def test_stale_spotify_id_is_replaced_and_recorded(
             blank = LookupResult(other, "not_found")
             step = record_outcomes(db_session, [LookupOutcome(oli, result=blank)], attempts=1)
         pending = {}
-    (merged,) = merge_jobs(db_session, step.merges)
+    (merged,) = merge_batch(db_session, step.merges)
     row = db_session.execute(
         text(
             "SELECT input_value, output_value, success FROM enrichment_transformations"

@@ -232,7 +232,7 @@ def test_nightly_rollup_keeps_fill_agreement_wins_latency_and_cost(
     bronzes = [insert_scraped_track(db_session.connection(), a, t) for a, t in _catalogue(10)]
     run = _live_run(db_session, bronzes)
     day = db_session.execute(text("SELECT (now() AT TIME ZONE 'UTC')::date")).scalar_one()
-    maintenance.rollup_provider_performance(db_session, day)
+    maintenance.rollup_providers(db_session, day)
     rows = {
         (r.provider_name, r.metadata_field): r
         for r in db_session.execute(
@@ -276,7 +276,7 @@ def test_nightly_rollup_keeps_fill_agreement_wins_latency_and_cost(
     assert shown["beatport"]["fill_rate"] == round(bp.success_count / bp.request_count, 4)
     assert shown["beatport"]["agreement"] == 1.0 and shown["beatport"]["chosen"] == bp.chosen_count
     assert shown["lastfm"]["cost_usd"] == pytest.approx(float(genre["lastfm"].total_cost_usd))
-    maintenance.rollup_provider_performance(db_session, day)  # idempotent
+    maintenance.rollup_providers(db_session, day)  # idempotent
     again = db_session.execute(
         text("SELECT count(*) FROM provider_performance_history WHERE period_start = :d"),
         {"d": dt.datetime.combine(day, dt.time(), dt.UTC)},
