@@ -254,6 +254,9 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    # A bench stopped with SIGTERM (``kill``, ``timeout``) runs this ``finally`` too: a worker
+    # left behind kept consuming the next bench's queues against a database that was gone.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         deadline = time.monotonic() + 60
         while not app.control.ping(timeout=0.5):
@@ -261,6 +264,7 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
                 raise RuntimeError(f"worker did not start: {log.read_text()[-3000:]}")
         yield proc.pid
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
