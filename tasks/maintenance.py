@@ -84,12 +84,12 @@ def compute_data_quality_metrics(day: str | None = None) -> None:
 @app.task(name="tasks.maintenance.check_provider_health", keep_failed=False, max_retries=2)
 def check_provider_health() -> dict[str, str]:
     """Copy every provider's circuit-breaker state into ``enrichment_providers``."""
+    from pipeline.lookups.clients import HEALTH_BY_STATE, provider_client
     from providers.registry import available_providers
-    from tasks.enrich import HEALTH_BY_STATE, provider_instance
 
     states: dict[str, str] = {}
     for name in available_providers():
-        breaker = getattr(provider_instance(name), "breaker", None)
+        breaker = getattr(provider_client(name), "breaker", None)
         if breaker is None:
             continue
         # ``state`` is a property (it read ``breaker.state()`` once: a TypeError every run).

@@ -60,9 +60,9 @@ def test_comparison_detects_drift(db_connection: Connection) -> None:
 
 def test_every_table_is_mapped(db_connection: Connection) -> None:
     """Each of the 19 medallion tables, the 4 operational tables of 006, 012's
-    playlist_entry_flags, the 2 recovery tables of 014, the 3 alert tables of 015 and 017's
-    silver_field_checks and enrichment_flights has a model."""
-    assert len(Base.metadata.tables) == 31
+    playlist_entry_flags, the 2 recovery tables of 014, the 3 alert tables of 015, 017's
+    silver_field_checks and enrichment_flights and 018's enrichment_lookup_answers has a model."""
+    assert len(Base.metadata.tables) == 32
     names = set(
         db_connection.execute(
             text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
