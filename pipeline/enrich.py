@@ -29,7 +29,7 @@ from pipeline.lookups.inputs import with_learned_ids as _with_learned_ids
 from pipeline.lookups.outcome import LookupInput, LookupOutcome
 from pipeline.runs import load_plan
 from pipeline.tracklist import is_unidentified
-from pipeline.waterfall import Outcome, next_lookups
+from pipeline.waterfall import Outcome, Plan, next_lookups
 from providers.contract import LookupResult, RawResponse
 
 __all__ = [
@@ -397,7 +397,9 @@ def job_outcomes(session: Session, run_id: str, bronze_id: str) -> list[Outcome]
     )
 
 
-def planned_fields(plan: Any, fields: Sequence[str] | None, reused: Sequence[str] | None) -> Any:
+def planned_fields(
+    plan: Plan, fields: Sequence[str] | None, reused: Sequence[str] | None
+) -> Sequence[str] | None:
     """The fields a job's rounds plan: all (or the job's ``fields``) minus those it reuses
     from its silver track (issue 17, ``pipeline.identity_first``)."""
     if not reused:

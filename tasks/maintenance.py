@@ -23,6 +23,7 @@ from celeryconfig import SWEEP_INTERVAL_S  # how often beat sends the sweep
 from db.engine import session_scope
 from pipeline import maintenance, recovery
 from pipeline.enrich import Next, create_jobs
+from pipeline.lookups import journal
 from pipeline.runs import start_run
 from tasks.app import app
 from tasks.dispatch import dispatch, queue_for
@@ -162,6 +163,7 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
                 return {"skipped": 1}
             recovery.mark(session, "sweep_reconnect")
         recovery.mark(session, "sweep")
+        journal.prune(session)  # answers of lookups closed without being recorded
         nxt, orphans = maintenance.sweep_stalled(
             session, age, busy_providers=busy, merges_busy=backlog.get("merge", 0) > 0
         )

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from db.engine import dispose_engine, session_scope
 from pipeline.enrich import create_jobs, record_outcomes
@@ -225,3 +226,40 @@ def test_the_journal_rebuilds_every_part_of_an_outcome() -> None:
             # NUL is stored as the six characters \u0000, as bronze_api_enrichments stores it.
             assert back.result.responses[0].body["nul"] == "a\\u0000b"
             assert back.result.responses[0].calls == 0
+
+
+def test_the_sweeper_prunes_answers_of_lookups_closed_without_recording(
+    db_session: Session,
+) -> None:
+    """A journal row whose lookup was closed some other way (the reaper failing its job) is
+    deleted by ``prune`` (run by every sweep); a pending lookup's row stays."""
+    bronze = insert_bronze_track(
+        db_session.connection(), source_url=f"https://example.test/{uuid.uuid4()}",
+        artist_name="Journal Artist", track_title=f"Pruned {uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+    run = str(start_run(db_session, "manual", "test-journal-prune"))
+    nxt = create_jobs(db_session, run, [str(bronze)])
+    (job,) = {j for jobs in nxt.lookups.values() for j in jobs}
+    providers = sorted(nxt.lookups)[:2]
+    assert len(providers) == 2, "the seeded waterfall asks several providers in round one"
+    for p in providers:
+        db_session.execute(
+            text(
+                "INSERT INTO enrichment_lookup_answers (job_id, provider, answer) "
+                "VALUES (:j, :p, '{}')"
+            ),
+            {"j": job, "p": p},
+        )
+    db_session.execute(
+        text("UPDATE enrichment_lookups SET status = 'failed' WHERE job_id = :j AND provider = :p"),
+        {"j": job, "p": providers[0]},
+    )
+    assert journal.prune(db_session) == 1
+    left = (
+        db_session.execute(
+            text("SELECT provider FROM enrichment_lookup_answers WHERE job_id = :j"), {"j": job}
+        )
+        .scalars()
+        .all()
+    )
+    assert left == [providers[1]]
