@@ -96,12 +96,12 @@ def _run(n: int, handle: Any) -> None:
 
     from db.engine import dispose_engine, session_scope
     from pipeline.cli.pipeline_cmds import run_ingest
+    from pipeline.lookups.clients import reset_clients
     from pipeline.progress import wait_until
     from pipeline.runtime import worker_context
-    from tasks.enrich import reset_provider_instances
 
     dispose_engine()
-    reset_provider_instances()
+    reset_clients()
     tag = f"bench-replay:{uuid.uuid4().hex[:8]}"
     messages: list[Any] = list(_envelopes(n, tag))
     started = time.perf_counter()

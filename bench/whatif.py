@@ -106,11 +106,11 @@ def _run(n: int, budget_s: float) -> None:
     from sqlalchemy import text
 
     from db.engine import dispose_engine, session_scope
+    from pipeline.lookups.clients import reset_clients
     from pipeline.whatif import Selection, load_history, simulate, suggest, today
-    from tasks.enrich import reset_provider_instances
 
     dispose_engine()
-    reset_provider_instances()
+    reset_clients()
     with session_scope() as session:
         session.execute(text("UPDATE metadata_enrichment_config SET waterfall_mode = 'parallel'"))
     tag1, live_s = _live(n, "parallel")

@@ -8,7 +8,7 @@ server time too. (Arrays per column with ``unnest`` were tried first: psycopg qu
 string of an array in Python, which made them four times slower than ``executemany``.)
 
 A statement's template says ``FROM {rows}``; ``{rows}`` becomes a subquery with one typed column
-per :data:`Column`. A JSONB column's value is JSON text (what :func:`pipeline.enrich.to_jsonb`
+per :data:`Column`. A JSONB column's value is JSON text (what :func:`to_jsonb`
 made, NUL already removed); it is embedded in the document as it is (an ``orjson.Fragment``), so
 neither side encodes or parses it twice (sent as an escaped string and cast, the stored response
 bodies cost the encoder and the server twice). Numbers that are ``Decimal`` travel as strings,
@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
-__all__ = ["Bulk", "Column", "json_text", "rows_json", "unique_waves"]
+__all__ = ["Bulk", "Column", "json_text", "rows_json", "to_jsonb", "unique_waves", "without_nul"]
 
 #: (key in each row dict, PostgreSQL type: ``uuid``, ``text``, ``int``, ``numeric``, ``bool``,
 #: ``jsonb`` (the value is JSON text), ``text[]``, ``uuid[]``).
@@ -51,6 +51,26 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every U+0000 in its strings (keys included) written as ``\\u0000``."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def to_jsonb(value: Any) -> str:
+    """JSON text PostgreSQL's JSONB accepts. JSONB refuses U+0000, so a NUL inside a provider's
+    body is stored as the visible six characters ``\\u0000`` instead of failing the write."""
+    encoded = json_text(value)
+    if "\\u0000" not in encoded:  # JSON escapes NUL as \u0000: no NUL, nothing to rewrite
+        return encoded  # (the walk below is most of the cost, and almost never needed)
+    return json_text(without_nul(value))
 
 
 def _subquery(columns: Sequence[Column]) -> str:

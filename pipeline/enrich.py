@@ -21,34 +21,28 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.bulk import Bulk, json_text
-from pipeline.matching import TrackQuery
-from pipeline.normalise.text import clean_scraped
-from pipeline.runs import load_plan, run_snapshot
-from pipeline.tracklist import is_placeholder_name
-from pipeline.waterfall import Outcome, next_lookups
+from db.bulk import Bulk, to_jsonb
+from pipeline.lookups import journal
+from pipeline.lookups.inputs import PENDING_BY_KEY, lookup_inputs
+from pipeline.lookups.outcome import LookupInput, LookupOutcome
+from pipeline.runs import load_plan
+from pipeline.tracklist import is_unidentified
+from pipeline.waterfall import Outcome, Plan, next_lookups
+from providers.contract import LookupResult, RawResponse
 
 __all__ = [
     "_PLAN_ROUND",  # shared with pipeline.identity_first and singleflight (they plan round one)
-    "LookupInput",
+    "LookupInput",  # defined in pipeline.lookups.outcome; kept here for old importers
     "LookupOutcome",
     "Next",
-    "_query_from_bronze",  # shared with pipeline.whatif (a lookup's query, as enrichment builds it)
-    "_with_learned_ids",
     "advance_many",
     "create_jobs",
-    "is_unidentified",
     "job_outcomes",
-    "lookup_inputs",
+    "lookup_inputs",  # defined in pipeline.lookups.inputs; kept here for old importers
     "outcomes_by_job",
     "planned_fields",
     "record_outcomes",
-    "to_jsonb",
 ]
-
-SCRAPER_PROVIDERS = frozenset({"mixesdb", "1001tracklists"})
-#: An id learned in an earlier round is reused only from a confident match.
-LEARN_MIN = 0.85
 
 
 @dataclass
@@ -66,31 +60,6 @@ class Next:
 
     def __bool__(self) -> bool:
         return bool(self.lookups or self.merges)
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\\u0000")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-def to_jsonb(value: Any) -> str:
-    """JSON text PostgreSQL's JSONB accepts. JSONB refuses U+0000, so a NUL inside a provider's
-    body is stored as the visible six characters ``\\u0000`` instead of failing the write."""
-    encoded = json_text(value)
-    if "\\u0000" not in encoded:  # JSON escapes NUL as \u0000: no NUL, nothing to rewrite
-        return encoded  # (the walk below is most of the cost, and almost never needed)
-    return json_text(_without_nul(value))
-
-
-def is_unidentified(artist: str | None, title: str | None) -> bool:
-    """Setlists list unknown tracks blank or as ``ID - ID``, ``?``, ``unknown`` (the rule of
-    ``pipeline.tracklist``): nothing to enrich, nothing to deduplicate."""
-    return is_placeholder_name(artist) or is_placeholder_name(title)
 
 
 _PLAN_ROUND = Bulk.of(
@@ -180,194 +149,12 @@ def create_jobs(
     return nxt
 
 
-@dataclass(frozen=True)
-class LookupInput:
-    """Everything a lookup task needs, read before the (slow) provider call."""
-
-    job_id: str
-    run_id: str
-    bronze_id: str
-    provider: str
-    fields: list[str]
-    query: TrackQuery
-    replay_mode: str | None
-    cost_per_call: Decimal
-
-
-def _query_from_bronze(row: Any) -> TrackQuery:
-    raw = row.raw_json if isinstance(row.raw_json, dict) else {}
-    ids = {
-        k[: -len("_id")]: str(v)
-        for k, v in raw.items()
-        if k.endswith("_id") and isinstance(v, str | int) and k != "source_track_id"
-    }
-    isrc = raw.get("isrc") if isinstance(raw.get("isrc"), str) else None
-    duration = raw.get("duration_ms")
-    return TrackQuery(
-        # bronze keeps names as sent; the lookup (and matching) uses them cleaned
-        artist=clean_scraped(row.artist_name) or "",
-        title=clean_scraped(row.track_title) or "",
-        isrc=isrc,
-        duration_ms=duration
-        if isinstance(duration, int) and not isinstance(duration, bool)
-        else None,
-        provider_ids=ids,
-    )
-
-
-def _with_learned_ids(query: TrackQuery, outcomes: Sequence[Outcome]) -> TrackQuery:
-    """Later rounds know more: an ISRC or a MusicBrainz id found in round one lets AcousticBrainz
-    (which looks up by MBID) or an ISRC lookup answer in round two. A provider's own answer for
-    its own id replaces the scraped one (which may have been stale and replaced, issue 14)."""
-    ids = dict(query.provider_ids)
-    isrc = query.isrc
-    own: set[str] = set()
-    for o in sorted(outcomes, key=lambda o: -(o.confidence or 0)):
-        if not o.success or not isinstance(o.value, str) or (o.confidence or 0) < LEARN_MIN:
-            continue
-        if o.field == "isrc" and isrc is None:
-            isrc = o.value
-        elif o.field == f"{o.provider}_id" and o.provider not in own:
-            ids[o.provider] = o.value
-            own.add(o.provider)
-        elif o.field.endswith("_id"):
-            ids.setdefault(o.field[: -len("_id")], o.value)
-    return TrackQuery(query.artist, query.title, isrc, query.duration_ms, ids)
-
-
-_COSTS: dict[str, dict[str, Decimal]] = {}
-
-
-def _run_costs(session: Session, run_id: str) -> dict[str, Decimal]:
-    """Price per call of each provider as the run's snapshot recorded it (cached: immutable)."""
-    costs = _COSTS.get(run_id)
-    if costs is None:
-        if len(_COSTS) > 512:
-            _COSTS.clear()
-        _, providers = run_snapshot(session, run_id)
-        costs = {
-            name: Decimal(str((row or {}).get("cost_per_call_usd") or 0))
-            for name, row in providers.items()
-        }
-        _COSTS[run_id] = costs
-    return costs
-
-
-# Pending lookups are read by primary key, one per asked key (``LATERAL ... OFFSET 0`` keeps the
-# planner from flattening it). Pending rows live for seconds, so the statistics of the last
-# ANALYZE rarely count them: planned as a join, "status = 'pending'" was answered from the
-# partial index ``ix_enrichment_lookups_pending`` by reading EVERY pending lookup of the whole
-# pipeline for each batch. In a 10k replay that one statement was most of the database's work,
-# and the plan flipped with each ANALYZE (replays of the same 10k ran 72 to 112 tracks/s).
-_PENDING_BY_KEY = """
-    FROM unnest(CAST(:jobs AS uuid[]), CAST(:providers AS text[])) AS k(job_id, provider)
-    CROSS JOIN LATERAL (
-      SELECT * FROM enrichment_lookups l
-      WHERE l.job_id = k.job_id AND l.provider = k.provider OFFSET 0
-    ) l
-"""
-
-_INPUTS_SQL = text(
-    f"""
-    SELECT l.job_id::text AS job_id, l.provider, l.fields, l.round, j.run_id, j.bronze_track_id,
-           j.replay_mode, b.artist_name, b.track_title, b.raw_json
-    {_PENDING_BY_KEY}
-    JOIN enrichment_jobs j ON j.id = l.job_id
-    JOIN bronze_scraped_tracks b ON b.id = j.bronze_track_id
-    WHERE l.status = 'pending'
-    """
-)
-
-
-# Only what providers of EARLIER rounds found: lookups of one round run at the same time on
-# different queues, so learning from a same-round answer depended on which finished first (a
-# race that also left a stored replay unable to repeat the request: issue found by
-# test_waterfall_change_applies_to_the_next_run_without_restart failing now and then).
-_LEARNED_SQL = text(
-    """
-    SELECT k.job_id::text AS job_id, t.provider_used, t.metadata_field, t.output_value,
-           t.provider_confidence::float8 AS provider_confidence, t.success
-    FROM unnest(CAST(:jobs AS uuid[]), CAST(:rounds AS int[])) AS k(job_id, round)
-    JOIN enrichment_jobs j ON j.id = k.job_id
-    JOIN enrichment_lookups l ON l.job_id = j.id AND l.round < k.round
-    JOIN enrichment_transformations t
-      ON t.run_id = j.run_id AND t.bronze_id = j.bronze_track_id AND t.provider_used = l.provider
-    WHERE t.transformation_type = 'enrichment' AND t.success
-      AND (t.metadata_field = 'isrc' OR right(t.metadata_field, 3) = '_id')
-    ORDER BY t.created_at, t.id
-    """
-)
-
-
-def _learned(session: Session, lookups: Sequence[tuple[str, int]]) -> dict[str, list[Outcome]]:
-    """job id -> the ISRC and provider-id outcomes of providers asked in rounds before the
-    given round of that job's lookup."""
-    found: dict[str, list[Outcome]] = {}
-    if not lookups:
-        return found
-    rows = session.execute(
-        _LEARNED_SQL, {"jobs": [j for j, _ in lookups], "rounds": [r for _, r in lookups]}
-    )
-    for job_id, provider, field_name, value, confidence, success in rows:
-        found.setdefault(job_id, []).append(
-            Outcome(provider, field_name, value, confidence, success)
-        )
-    return found
-
-
-def lookup_inputs(session: Session, job_ids: Sequence[str], provider: str) -> list[LookupInput]:
-    """The pending lookups' inputs for a batch of jobs, in ``job_ids`` order, in two queries.
-
-    Jobs whose lookup is already done (a redelivered message) are left out.
-    """
-    if not job_ids:
-        return []
-    rows = {
-        r.job_id: r
-        for r in session.execute(
-            _INPUTS_SQL, {"jobs": list(job_ids), "providers": [provider] * len(job_ids)}
-        )
-    }
-    known = _learned(session, [(job_id, r.round) for job_id, r in rows.items()])
-    inputs = []
-    for job_id in dict.fromkeys(str(j) for j in job_ids):
-        row = rows.get(job_id)
-        if row is None:
-            continue
-        run_id, bronze_id = str(row.run_id), str(row.bronze_track_id)
-        inputs.append(
-            LookupInput(
-                job_id=job_id,
-                run_id=run_id,
-                bronze_id=bronze_id,
-                provider=provider,
-                fields=list(row.fields),
-                query=_with_learned_ids(_query_from_bronze(row), known.get(job_id, [])),
-                replay_mode=row.replay_mode,
-                cost_per_call=_run_costs(session, run_id).get(provider, Decimal(0)),
-            )
-        )
-    return inputs
-
-
-@dataclass
-class LookupOutcome:
-    """One lookup's answer (``result``) or why it has none (``error``), ready to record."""
-
-    li: LookupInput
-    result: Any = None
-    latency_ms: int = 0
-    error: str | None = None
-    status: str = "failed"
-    responses: Sequence[Any] = ()
-
-
 # Rows are locked as the keys are read, so callers pass the keys sorted by (job, provider), and
 # concurrent batches lock in one order and cannot deadlock (a job id as text sorts as the uuid).
 _LOCK_PENDING_SQL = text(
     f"""
     SELECT l.job_id::text, l.provider
-    {_PENDING_BY_KEY}
+    {PENDING_BY_KEY}
     WHERE l.status = 'pending'
     ORDER BY l.job_id, l.provider
     FOR NO KEY UPDATE OF l
@@ -421,7 +208,7 @@ _CLOSE = Bulk.of(
 )  # fmt: skip
 
 
-def _response_rows(li: LookupInput, responses: Sequence[Any]) -> list[dict[str, Any]]:
+def _response_rows(li: LookupInput, responses: Sequence[RawResponse]) -> list[dict[str, Any]]:
     return [
         {
             "bronze": li.bronze_id,
@@ -437,7 +224,7 @@ def _response_rows(li: LookupInput, responses: Sequence[Any]) -> list[dict[str, 
     ]
 
 
-def _field_error(result: Any, f: str) -> str:
+def _field_error(result: LookupResult, f: str) -> str:
     if f in result.rejected:
         return f"rejected: {result.rejected[f]}"
     if f in result.unavailable:
@@ -446,7 +233,7 @@ def _field_error(result: Any, f: str) -> str:
 
 
 def _transformation_rows(
-    o: LookupOutcome, responses: Sequence[Any], attempts: int, cost: Decimal
+    o: LookupOutcome, responses: Sequence[RawResponse], attempts: int, cost: Decimal
 ) -> list[dict[str, Any]]:
     """One row per asked field; the call's cost is divided across them (sums stay exact)."""
     li, result = o.li, o.result
@@ -491,11 +278,15 @@ def record_outcomes(session: Session, outcomes: Sequence[LookupOutcome], attempt
     still-pending ones (job order, so concurrent batches cannot deadlock), store every raw
     response, one transformation per field, close the lookups, then advance their jobs.
 
-    A lookup that is no longer pending (another delivery recorded it) is skipped.
+    A lookup that is no longer pending (another delivery recorded it) is skipped. The journal
+    rows of every given lookup are deleted in the same transaction.
     """
     if not outcomes:
         return Next()
     keys = sorted({(o.li.job_id, o.li.provider) for o in outcomes})
+    # Journaled answers (pipeline.lookups.journal) are recorded now: their rows go with this
+    # transaction (also those of lookups another delivery recorded first).
+    journal.forget(session, keys)
     pending = {
         (r[0], r[1])
         for r in session.execute(
@@ -597,7 +388,9 @@ def job_outcomes(session: Session, run_id: str, bronze_id: str) -> list[Outcome]
     )
 
 
-def planned_fields(plan: Any, fields: Sequence[str] | None, reused: Sequence[str] | None) -> Any:
+def planned_fields(
+    plan: Plan, fields: Sequence[str] | None, reused: Sequence[str] | None
+) -> Sequence[str] | None:
     """The fields a job's rounds plan: all (or the job's ``fields``) minus those it reuses
     from its silver track (issue 17, ``pipeline.identity_first``)."""
     if not reused:

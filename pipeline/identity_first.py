@@ -28,16 +28,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.bulk import Bulk
-from pipeline.enrich import (
-    _PLAN_ROUND,
-    Next,
-    _query_from_bronze,
-    is_unidentified,
-)
+from pipeline.enrich import _PLAN_ROUND, Next
 from pipeline.freshness import fresh_fields
+from pipeline.lookups.inputs import query_from_bronze
 from pipeline.matching import identity_key
 from pipeline.merge import IDENTITY_IDS, find_silver
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
+from pipeline.tracklist import is_unidentified
 from pipeline.waterfall import Plan, next_lookups
 
 __all__ = ["Sighting", "bronze_identity", "plan_known", "plan_sightings"]
@@ -69,7 +66,7 @@ def bronze_identity(row: Any) -> tuple[str, dict[str, str]] | None:
         ikey = identity_key(row.artist_name or "", row.track_title or "")
     except (TypeError, ValueError):
         return None
-    query = _query_from_bronze(row)
+    query = query_from_bronze(row)
     ids = {f"{p}_id": v for p, v in query.provider_ids.items() if f"{p}_id" in IDENTITY_IDS}
     if query.isrc:
         ids["isrc"] = query.isrc

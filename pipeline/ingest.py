@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.bronze import append_bronze_artists, append_bronze_playlists, append_bronze_tracks
-from pipeline.enrich import to_jsonb
+from db.bulk import to_jsonb
 from pipeline.envelope import (
     MAX_ENVELOPE_BYTES,
     Envelope,

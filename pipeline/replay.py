@@ -32,6 +32,7 @@ a summary under ``error_summary -> 'replay'`` of the run (the queue has no summa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -40,22 +41,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import (
-    LookupInput,
-    LookupOutcome,
-    create_jobs,
-    lookup_inputs,
-    record_outcomes,
-    to_jsonb,
-)
+from db.bulk import to_jsonb
+from pipeline.enrich import create_jobs, lookup_inputs, record_outcomes
 from pipeline.errors import ReplayError
+from pipeline.lookups.engine import LookupFn, ask_each, outcome_of
+from pipeline.lookups.outcome import LookupInput, LookupOutcome
 from pipeline.merge import MergeResult, merge_batch, merge_fields, silver_ids_for_bronze
 from pipeline.runs import load_plan, run_snapshot, start_run
-from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from pipeline.stored_answers import (
-    LookupFn,
     NoStoredResponse,
-    ask_outcome,
     stored_exchange,
     stored_lookup,
     stored_outcomes,
@@ -81,7 +75,6 @@ __all__ = [
     "stored_lookup",
     "stored_outcomes",
 ]
-
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -244,7 +237,7 @@ def _start_gold(session: Session, row: QueueRow, run_id: str) -> Started:
 
 
 # --- processing jobs ----------------------------------------------------------------------------
-# Each job's lookups by primary key (see ``pipeline.enrich._PENDING_BY_KEY`` for why not a
+# Each job's lookups by primary key (see ``pipeline.lookups.inputs.PENDING_BY_KEY`` for why not a
 # plain "status = 'pending'" filter).
 _PENDING_SQL = text(
     """
@@ -288,7 +281,8 @@ def process_jobs(
             if lookup is None:
                 outcomes += stored_outcomes(session, provider, inputs)
             else:
-                outcomes += [ask_outcome(session, lookup, li) for li in inputs]
+                ask = functools.partial(lookup, session)
+                outcomes += [outcome_of(functools.partial(ask, li), li) for li in inputs]
         record_outcomes(session, outcomes, attempts=1)
     return merge_replayed(session, job_ids, partial=partial)
 
@@ -328,7 +322,7 @@ def claim_round(session: Session, job_ids: list[str]) -> list[LookupInput]:
 def process_live(
     sessions: Callable[[], AbstractContextManager[Session]],
     job_ids: list[str],
-    lookup: LookupFn,
+    lookup: LookupFn | None = None,
     *,
     partial: bool = False,
 ) -> list[MergeResult]:
@@ -337,21 +331,17 @@ def process_live(
     Each round: claim the pending lookups in one short transaction (:func:`claim_round`), ask
     the providers with none open (HTTP never holds a row lock or a connection in a
     transaction), record the outcomes in another short transaction; then merge in a last one.
-    ``sessions()`` opens a unit of work (``db.engine.session_scope``). A scraper lookup (a
-    database read, no HTTP) gets a short session of its own.
+    ``sessions()`` opens a unit of work (``db.engine.session_scope``). The asking is the
+    lookup engine's (``pipeline.lookups.engine.ask_each``: ``lookup``, by default the engine's
+    own answerer; a scraper lookup, a database read, gets a short session of its own; answers
+    are journaled as they arrive, and a journaled one is not asked again).
     """
     for _ in range(20):  # rounds; a waterfall has at most four priorities per field
         with sessions() as session:
             inputs = claim_round(session, job_ids)
         if not inputs:
             break
-        outcomes = []
-        for li in inputs:
-            if li.provider in SCRAPER_PROVIDERS:
-                with sessions() as session:
-                    outcomes.append(ask_outcome(session, lookup, li))
-            else:
-                outcomes.append(ask_outcome(None, lookup, li))
+        outcomes = ask_each(sessions, inputs, lookup)
         with sessions() as session:
             record_outcomes(session, outcomes, attempts=1)
     with sessions() as session:

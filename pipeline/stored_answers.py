@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,16 +30,15 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import LookupInput, LookupOutcome
+from pipeline.lookups.outcome import LookupInput, LookupOutcome
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
+from providers.contract import LookupResult, Provider
 from providers.errors import NotAnswered, ProviderError, TransientError
 from providers.exchange import Answerer, CannedReply
 
 __all__ = [
-    "LookupFn",
     "NoStoredResponse",
     "StoredExchange",
-    "ask_outcome",
     "load_stored_many",
     "offline_provider",
     "params_match",
@@ -51,27 +50,8 @@ __all__ = [
     "stored_provider",
 ]
 
-#: A lookup: ``(session, input) -> LookupResult``. The session is ``None`` for an HTTP provider
-#: asked by ``pipeline.replay.process_live`` (no transaction may be open during its call).
-LookupFn = Callable[[Session | None, LookupInput], Any]
-
-
 class NoStoredResponse(NotAnswered):
     """A stored replay asked for something no stored response answers (never a live call)."""
-
-
-
-def ask_outcome(session: Session | None, lookup: LookupFn, li: LookupInput) -> LookupOutcome:
-    """One live (or injected) lookup as an outcome to record; provider errors become failures."""
-    started = time.monotonic()
-    try:
-        result = lookup(session, li)
-    except ProviderError as exc:
-        return LookupOutcome(li, error=f"{type(exc).__name__}: {exc}", responses=exc.responses)
-    except Exception as exc:  # one provider's bug must not stall the replay
-        return LookupOutcome(li, error=f"internal error: {type(exc).__name__}: {exc}")
-    return LookupOutcome(li, result=result, latency_ms=int((time.monotonic() - started) * 1000))
-
 
 
 @dataclass
@@ -185,10 +165,10 @@ def stored_answer(method: str, url: str, params: Mapping[str, Any] | None) -> Ca
 
 
 _lock = threading.Lock()
-_providers: dict[tuple[str, str], Any] = {}
+_providers: dict[tuple[str, str], Provider] = {}
 
 
-def offline_provider(name: str, answerer: Answerer, host: str, dummy: str) -> Any:
+def offline_provider(name: str, answerer: Answerer, host: str, dummy: str) -> Provider:
     """One client of provider ``name`` per (process, ``host``) whose every request ``answerer``
     answers: given at construction its answerer (a ``CannedExchange``: no limiter, no HTTP
     stack), ``NoBreaker`` (stored answers say nothing about the provider's health) and one
@@ -231,12 +211,14 @@ def offline_provider(name: str, answerer: Answerer, host: str, dummy: str) -> An
         return provider
 
 
-def stored_provider(name: str) -> Any:
+def stored_provider(name: str) -> Provider:
     """The process's client of ``name`` answered from stored exchanges (:func:`stored_answer`)."""
     return offline_provider(name, stored_answer, "stored.replay", "stored-replay")
 
 
-def parse_stored(session: Session, li: LookupInput, stored: list[StoredExchange] | None) -> Any:
+def parse_stored(
+    session: Session, li: LookupInput, stored: list[StoredExchange] | None
+) -> LookupResult:
     if li.provider in SCRAPER_PROVIDERS:
         from pipeline.scraper_providers import ScraperProvider
 
@@ -257,7 +239,7 @@ def parse_stored(session: Session, li: LookupInput, stored: list[StoredExchange]
     return result
 
 
-def stored_lookup(session: Session, li: LookupInput) -> Any:
+def stored_lookup(session: Session, li: LookupInput) -> LookupResult:
     """Answer a lookup from stored raw responses with the provider's own parsing: zero HTTP.
 
     The result carries no responses, so nothing new is appended to bronze and the lookup
@@ -277,8 +259,10 @@ def stored_outcomes(
     """:func:`stored_lookup` for a batch of one provider's lookups (stored responses read in
     one query); each failure (nothing stored, a parse error) is that lookup's outcome."""
     stored = {} if provider in SCRAPER_PROVIDERS else load_stored_many(session, provider, inputs)
+    from pipeline.lookups.engine import outcome_of
+
     return [
-        ask_outcome(session, lambda _, li: parse_stored(session, li, stored.get(li.bronze_id)), li)
+        outcome_of(partial(parse_stored, session, li, stored.get(li.bronze_id)), li)
         for li in inputs
     ]
 

@@ -31,6 +31,7 @@ __all__ = [
     "PlaylistEntry",
     "TracklistEntry",
     "is_placeholder_name",
+    "is_unidentified",
     "parse_cue_time",
     "read_tracklist",
 ]
@@ -128,6 +129,12 @@ def is_placeholder_name(value: Any) -> bool:
         return False
     folded = " ".join(value.split()).casefold()
     return folded in PLACEHOLDER_NAMES or bool(_QUESTION_MARKS.match(folded))
+
+
+def is_unidentified(artist: str | None, title: str | None) -> bool:
+    """Setlists list unknown tracks blank or as ``ID - ID``, ``?``, ``unknown``
+    (:func:`is_placeholder_name`): nothing to enrich, nothing to deduplicate."""
+    return is_placeholder_name(artist) or is_placeholder_name(title)
 
 
 def parse_cue_time(value: Any) -> int | None:

@@ -23,6 +23,7 @@ from celeryconfig import SWEEP_INTERVAL_S  # how often beat sends the sweep
 from db.engine import session_scope
 from pipeline import maintenance, recovery
 from pipeline.enrich import Next, create_jobs
+from pipeline.lookups import journal
 from pipeline.merge import artist_to_silver
 from pipeline.runs import start_run
 from tasks.app import app
@@ -85,12 +86,12 @@ def compute_data_quality_metrics(day: str | None = None) -> None:
 @app.task(name="tasks.maintenance.check_provider_health", keep_failed=False, max_retries=2)
 def check_provider_health() -> dict[str, str]:
     """Copy every provider's circuit-breaker state into ``enrichment_providers``."""
+    from pipeline.lookups.clients import HEALTH_BY_STATE, provider_client
     from providers.registry import available_providers
-    from tasks.enrich import HEALTH_BY_STATE, provider_instance
 
     states: dict[str, str] = {}
     for name in available_providers():
-        breaker = getattr(provider_instance(name), "breaker", None)
+        breaker = getattr(provider_client(name), "breaker", None)
         if breaker is None:
             continue
         # ``state`` is a property (it read ``breaker.state()`` once: a TypeError every run).
@@ -169,6 +170,7 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
                 return {"skipped": 1}
             recovery.mark(session, "sweep_reconnect")
         recovery.mark(session, "sweep")
+        journal.prune(session)  # answers of lookups closed without being recorded
         nxt, orphans = maintenance.find_stalled_work(
             session, age, busy_providers=busy, merges_busy=backlog.get("merge", 0) > 0
         )

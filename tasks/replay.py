@@ -8,12 +8,12 @@ and enqueues ``replay_jobs`` chunks on the ``replay`` queue after commit. A bad 
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery.utils.log import get_task_logger
+from sqlalchemy.orm import Session
 
 from db.engine import session_scope
-from pipeline.enrich import LookupInput
+from pipeline.lookups.clients import ask
+from pipeline.lookups.outcome import LookupInput
 from pipeline.replay import (
     ReplayError,
     Started,
@@ -24,6 +24,7 @@ from pipeline.replay import (
     process_live,
     start_replay,
 )
+from providers.contract import LookupResult
 from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
 
@@ -36,15 +37,10 @@ STORED_CHUNK = 100  # stored replay is database work: bigger batches, fewer stat
 MAX_ROWS_PER_DRAIN = 50
 
 
-def live_lookup(session: Any, li: LookupInput) -> Any:
-    """``force_re_enrichment``: ask the provider again (global limits and breaker apply)."""
-    from pipeline.scraper_providers import ScraperProvider
-    from tasks.enrich import provider_instance
-
-    client = provider_instance(li.provider)
-    if isinstance(client, ScraperProvider):
-        return client.lookup(session, li.query, li.fields)
-    return client.lookup(li.query, li.fields)
+def live_lookup(session: Session | None, li: LookupInput) -> LookupResult:
+    """``force_re_enrichment``: ask the provider again (global limits and breaker apply), with
+    the lookup engine's answerer (``pipeline.lookups.clients.ask``)."""
+    return ask(li, session)
 
 
 def _after_commit(started: Started) -> None:

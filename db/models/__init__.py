@@ -37,7 +37,7 @@ from db.models.operations import (
     SilverFieldCheck,
     SilverTrackArtist,
 )
-from db.models.recovery import FailedWork, MaintenanceMark
+from db.models.recovery import EnrichmentLookupAnswer, FailedWork, MaintenanceMark
 from db.models.silver import (
     SilverEnrichedArtist,
     SilverEnrichedPlaylist,
@@ -61,6 +61,7 @@ __all__ = [
     "EnrichmentFlight",
     "EnrichmentJob",
     "EnrichmentLookup",
+    "EnrichmentLookupAnswer",
     "EnrichmentPipelineRun",
     "EnrichmentProvider",
     "EnrichmentTransformation",

@@ -1,4 +1,5 @@
-"""Tables of migration 014 (issue 20): failed work kept for re-runs, maintenance marks."""
+"""Tables of migrations 014 and 018 (issue 20): failed work kept for re-runs, maintenance marks,
+the lookup answer journal."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, ForeignKeyConstraint, Index, Integer, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, created_at_column, uuid_pk
 
-__all__ = ["FailedWork", "MaintenanceMark"]
+__all__ = ["EnrichmentLookupAnswer", "FailedWork", "MaintenanceMark"]
 
 
 class FailedWork(Base):
@@ -43,3 +44,24 @@ class MaintenanceMark(Base):
 
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     at: Mapped[dt.datetime] = created_at_column()
+
+
+class EnrichmentLookupAnswer(Base):
+    """018: a provider's answer to a lookup, journaled as it arrived and not yet recorded
+    (``pipeline.lookups.journal``): a later delivery of the lookup records it instead of asking
+    again; recording deletes it."""
+
+    __tablename__ = "enrichment_lookup_answers"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "provider"],
+            ["enrichment_lookups.job_id", "enrichment_lookups.provider"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    holder: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = created_at_column()

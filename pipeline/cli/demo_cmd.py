@@ -33,9 +33,9 @@ def demo(
     """Run scraped chart tracks and setlists through bronze -> silver -> gold and summarise."""
     from pipeline.cli.pipeline_cmds import run_ingest
     from pipeline.demo_data import demo_envelopes
+    from pipeline.lookups.clients import reset_clients
     from providers.registry import available_providers
     from providers.sandbox import start_in_thread
-    from tasks.enrich import reset_provider_instances
 
     started = time.monotonic()
     console.rule("[bold]SongNodes demo")
@@ -43,7 +43,7 @@ def demo(
     os.environ.update(handle.env)
     for name in available_providers():
         os.environ.setdefault(f"SONGNODES_{name.upper()}_RATE_LIMIT_PER_SECOND", SANDBOX_RATE_LIMIT)
-    reset_provider_instances()
+    reset_clients()
     console.print(f"sandbox providers on {handle.base_url} (simulated values)")
     console.print(
         "broker: "

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import is_unidentified, outcomes_by_job
+from pipeline.enrich import outcomes_by_job
 from pipeline.freshness import after_merge
 from pipeline.matching import identity_key, split_artists
 from pipeline.merge.artists import prefetch_artists
@@ -26,6 +26,7 @@ from pipeline.merge.resolve import resolve_fields
 from pipeline.merge.tracks import PendingWrites, write_track
 from pipeline.normalise.text import clean_scraped
 from pipeline.runs import finish_run_if_done, load_plan
+from pipeline.tracklist import is_unidentified
 from pipeline.waterfall import Outcome
 
 __all__ = ["merge_batch", "merge_job", "prepare"]

@@ -10,8 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.bulk import Bulk, unique_waves
-from pipeline.enrich import to_jsonb
+from db.bulk import Bulk, to_jsonb, unique_waves
 from pipeline.merge.jobs import Choice, MergeJob
 
 __all__ = ["mark_merged", "provenance_rows", "write_lineage", "write_merged"]

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import to_jsonb
+from db.bulk import to_jsonb
 from pipeline.errors import ReplayError
 from pipeline.matching import artist_key
 from pipeline.merge.artists import credit_artists, upsert_artist

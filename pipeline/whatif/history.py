@@ -3,8 +3,8 @@
 A what-if simulation never calls a provider. It reads, for each bronze track of the selection,
 what each provider answered in earlier runs: the ``enrichment_lookups`` row (round, fields asked,
 calls, cost, latency, status) and that lookup's ``enrichment_transformations`` outcomes, plus the
-query the lookup was made with, rebuilt exactly as :func:`pipeline.enrich.lookup_inputs` built
-it (the bronze row, plus the ISRC and provider ids that earlier rounds of the same job learned).
+query the lookup was made with, rebuilt exactly as :func:`~pipeline.lookups.inputs.lookup_inputs`
+built it (the bronze row, plus the ISRC and provider ids earlier rounds of the same job learned).
 The query matters: an answer can be reused only for the request that produced it.
 
 Stored replays (``replay_mode = 'stored'``) and partial jobs are left out (they asked nobody),
@@ -27,13 +27,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import (
-    _query_from_bronze,
-    _with_learned_ids,
-    is_unidentified,
-    outcomes_by_job,
-)
+from pipeline.enrich import outcomes_by_job
+from pipeline.lookups.inputs import query_from_bronze, with_learned_ids
 from pipeline.matching import TrackQuery
+from pipeline.tracklist import is_unidentified
 from pipeline.waterfall import Outcome
 
 __all__ = ["Answer", "Selection", "TrackHistory", "load_history"]
@@ -191,7 +188,7 @@ def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
         merged.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
     tracks: dict[str, TrackHistory] = {}
     for j in jobs:  # oldest first: later jobs replace the baseline and newer answers win
-        base = _query_from_bronze(j)
+        base = query_from_bronze(j)
         track = tracks.get(j.bronze_id)
         if track is None:
             track = tracks[j.bronze_id] = TrackHistory(
@@ -232,7 +229,7 @@ def load_history(session: Session, sel: Selection) -> list[TrackHistory]:
                     calls=int(lk.api_calls or 0),
                     cost=Decimal(lk.cost_usd or 0),
                     latency_ms=lk.latency_ms,
-                    query=_with_learned_ids(base, learned) if lk.round > 1 else base,
+                    query=with_learned_ids(base, learned) if lk.round > 1 else base,
                     outcomes=by_provider.get(lk.provider, []),
                     seq=(j.started_at.timestamp(), first_seen.get(lk.provider, 10_000)),
                 )

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.bulk import json_text
-from pipeline.enrich import _with_learned_ids
+from pipeline.lookups.inputs import with_learned_ids
 from pipeline.merge import resolve_fields
 from pipeline.waterfall import Outcome, Plan, next_lookups
 from pipeline.whatif.agree import consensus_agrees
@@ -240,7 +240,7 @@ def _one(ctx: _Ctx, plan: Plan, track: TrackHistory, sim: Simulation, keep: bool
         earlier = [o for _, _, o in sorted(gathered, key=_sort_key)]
         round_taint = None
         for provider, fields in wanted.items():
-            query = _with_learned_ids(track.query, earlier)
+            query = with_learned_ids(track.query, earlier)
             if taint is not None:
                 # This round's queries learn ISRC and ids from earlier rounds; one of those
                 # answers is unknown, so the query itself is, and so is the answer.

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from pipeline.enrich import _INPUTS_SQL, _LOCK_PENDING_SQL, create_jobs
+from pipeline.enrich import _LOCK_PENDING_SQL, create_jobs
+from pipeline.lookups.inputs import _INPUTS_SQL
 from pipeline.replay import _PENDING_SQL
 from pipeline.runs import start_run
 from tests.db._helpers import insert_scraped_track

@@ -45,9 +45,9 @@ def sandbox_env(db_url: str) -> Iterator[Any]:
     try:
         yield handle
     finally:
-        from tasks import enrich as tasks_enrich
+        from pipeline.lookups.clients import cached_clients
 
-        for client in list(tasks_enrich._instances.values()):
+        for client in cached_clients():
             close = getattr(client, "close", None)
             if close is not None:
                 close()  # live clients keep sockets to the sandbox open

@@ -39,16 +39,22 @@ def restore_broker(pipeline_env: dict[str, str]) -> Iterator[dict[str, str]]:
         use_broker(app, url, options)
 
 
-def _check(result: Any, asked_twice: bool = False) -> None:
-    """``asked_twice``: the run SIGKILLs a worker, whose in-flight provider calls are asked
-    again (their answers died with the process, before PostgreSQL saw them); with broker and
-    database restarts alone no provider is asked twice."""
+#: Requests a worker SIGKILL may cost twice: those of the lookups in progress at the kill (sent,
+#: their answer not complete). Every finished lookup's answer is journaled as it arrives
+#: (``pipeline.lookups.journal``) and recorded without asking again. Measured with this test's
+#: settings (worker -c 2, 4 lookup threads, 150 ms latency): 1-12 a run (6 runs); 45 a run
+#: before the journal. The bound leaves room for the kill's timing, not for a lost journal.
+IN_PROGRESS_AT_KILL = 24
+
+
+def _check(result: Any, asked_twice: int = 0) -> None:
+    """``asked_twice``: provider requests the run may ask twice (see IN_PROGRESS_AT_KILL);
+    with broker and database restarts alone no provider is asked twice."""
     assert result.lost == 0, result
     assert result.duplicated == 0, result
     assert result.runs_open == 0, result
     assert result.workers_died == 0, f"a worker exited on its own: {result}"
-    if not asked_twice:
-        assert result.provider_calls_twice == 0, result
+    assert result.provider_calls_twice <= asked_twice, result
 
 
 def test_redis_broker_and_postgres_restarts_heal(
@@ -66,7 +72,7 @@ def test_redis_broker_and_postgres_restarts_heal(
         }
         _check(
             chaos_run(stack, env, sandbox, tmp_path, tracks=20, setlists=1),
-            asked_twice=True,
+            asked_twice=IN_PROGRESS_AT_KILL,
         )
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.enrich import _without_nul, to_jsonb
+from db.bulk import to_jsonb, without_nul
 
 _text = st.text(alphabet=st.sampled_from(["a", "\x00", "\\", "u", "0", "é", "🎵", '"']))
 _json = st.recursive(
@@ -32,7 +32,7 @@ def test_the_fast_path_writes_what_the_nul_walk_writes(value: object) -> None:
     result is what the full NUL rewrite gives, and decodes to text without any NUL."""
     got = to_jsonb(value)
     # Same JSON value (the encoder's spacing is not part of what JSONB stores).
-    assert json.loads(got) == json.loads(json.dumps(_without_nul(value), default=str))
+    assert json.loads(got) == json.loads(json.dumps(without_nul(value), default=str))
     assert not any("\x00" in s for s in _strings(json.loads(got)))
 
 

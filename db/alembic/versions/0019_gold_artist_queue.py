@@ -5,7 +5,7 @@ from __future__ import annotations
 from db.migrate import run_migration_file
 
 revision: str = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels = None
 depends_on = None
 
