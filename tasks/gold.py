@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from celery.utils.log import get_task_logger
@@ -32,6 +33,7 @@ from tasks.app import app
 from tasks.base import TRANSIENT_ERRORS
 
 __all__ = [
+    "debounce_s",
     "merge_playlist_task",
     "refresh_views_task",
     "schedule_artists",
@@ -48,6 +50,11 @@ REFRESH_DEBOUNCE_S = float(os.environ.get("SONGNODES_REFRESH_DEBOUNCE_S", "5"))
 ARTISTS_DEBOUNCE_S = float(os.environ.get("SONGNODES_ARTISTS_DEBOUNCE_S", "0.5"))
 #: Artists aggregated per transaction; a payment that fills it goes on with the next batch.
 ARTISTS_PER_PAYMENT = 500
+#: The wait is stretched to this many times the last run's duration, so that refreshing the
+#: views (a whole-view recomputation that grows with the data: 1 s each at 20k rows, 24 runs in
+#: a 160 s bench) or paying artists takes a bounded share of the database, ~5% and ~20%.
+REFRESH_LOAD_FACTOR = 20.0
+ARTISTS_LOAD_FACTOR = 5.0
 _FLAG = "songnodes:gold:refresh-pending"
 _ARTISTS_FLAG = "songnodes:gold:artists-pending"
 _local_flag = threading.Event()
@@ -91,19 +98,49 @@ def _clear_flag(flag: str, local: threading.Event) -> None:
     local.clear()
 
 
+_local_durations: dict[str, float] = {}
+
+
+def _last_duration(name: str) -> float:
+    """Seconds the last ``name`` run took (0 when unknown), shared through Redis."""
+    client = _redis()
+    if client is None:
+        return _local_durations.get(name, 0.0)
+    raw = client.get(f"songnodes:gold:{name}-seconds")
+    return float(raw) if raw else 0.0
+
+
+def _took(name: str, started: float) -> None:
+    seconds = time.monotonic() - started
+    _local_durations[name] = seconds
+    client = _redis()
+    if client is not None:
+        client.set(f"songnodes:gold:{name}-seconds", f"{seconds:.3f}", ex=3600)
+
+
+def debounce_s(name: str) -> float:
+    """How long a scheduled ``refresh`` or ``artists`` run waits: the configured debounce, or
+    its load factor times the last run's duration when that is longer."""
+    if name == "refresh":
+        return max(REFRESH_DEBOUNCE_S, REFRESH_LOAD_FACTOR * _last_duration(name))
+    return max(ARTISTS_DEBOUNCE_S, ARTISTS_LOAD_FACTOR * _last_duration(name))
+
+
 def schedule_refresh() -> bool:
     """Schedule one refresh unless one is already pending. True when this call scheduled it."""
-    if not _first_to_flag(_FLAG, _local_flag, REFRESH_DEBOUNCE_S):
+    wait = debounce_s("refresh")
+    if not _first_to_flag(_FLAG, _local_flag, wait):
         return False
-    refresh_views_task.apply_async(countdown=REFRESH_DEBOUNCE_S)
+    refresh_views_task.apply_async(countdown=wait)
     return True
 
 
 def schedule_artists() -> bool:
     """Schedule one payment of owed artist aggregates unless one is pending."""
-    if not _first_to_flag(_ARTISTS_FLAG, _local_artists_flag, ARTISTS_DEBOUNCE_S):
+    wait = debounce_s("artists")
+    if not _first_to_flag(_ARTISTS_FLAG, _local_artists_flag, wait):
         return False
-    update_artists_task.apply_async(countdown=ARTISTS_DEBOUNCE_S)
+    update_artists_task.apply_async(countdown=wait)
     return True
 
 
@@ -121,11 +158,13 @@ def refresh_views_task() -> None:
     _clear_flag(_FLAG, _local_flag)
     from pipeline.recovery import VIEWS_MARK, mark
 
+    started = time.monotonic()
     with session_scope() as session:
         # now() is the transaction's start: gold changed after it is refreshed next time (the
         # sweeper compares this mark with the latest change, issue 20).
         mark(session, VIEWS_MARK)
         refresh_views(session)
+    _took("refresh", started)
 
 
 @app.task(
@@ -149,11 +188,13 @@ def update_artists_task() -> int:
     """Pay the owed artist aggregates, a batch per transaction, until none is owed."""
     _clear_flag(_ARTISTS_FLAG, _local_artists_flag)  # marks from now on schedule a new payment
     paid = 0
+    started = time.monotonic()
     while True:
         with session_scope() as session:
             batch = claim_owed_artists(session, ARTISTS_PER_PAYMENT)
         paid += len(batch)
         if len(batch) < ARTISTS_PER_PAYMENT:
+            _took("artists", started)
             return paid
 
 
