@@ -43,6 +43,7 @@ from db.models.silver import (
     SilverEnrichedPlaylist,
     SilverEnrichedTrack,
     SilverPlaylistTrack,
+    SilverTrackAlias,
 )
 
 __all__ = [
@@ -82,5 +83,6 @@ __all__ = [
     "SilverEnrichedTrack",
     "SilverFieldCheck",
     "SilverPlaylistTrack",
+    "SilverTrackAlias",
     "SilverTrackArtist",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "SilverEnrichedPlaylist",
     "SilverEnrichedTrack",
     "SilverPlaylistTrack",
+    "SilverTrackAlias",
 ]
 
 _ID_COLUMNS = ("isrc", "spotify_id", "beatport_id", "musicbrainz_id", "deezer_id", "tidal_id")
@@ -229,3 +230,16 @@ class SilverPlaylistTrack(Base):
     mashup: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     mashup_parts: Mapped[Any | None] = mapped_column(JSONB)
     cue_time_raw: Mapped[str | None] = mapped_column(Text)
+
+
+class SilverTrackAlias(Base):
+    """020: an identity key a track was sighted under besides its own (issue 17)."""
+
+    __tablename__ = "silver_track_aliases"
+    __table_args__ = (Index("ix_silver_track_aliases_track_id", "track_id"),)
+
+    identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    track_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[dt.datetime] = created_at_column()

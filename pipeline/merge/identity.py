@@ -75,10 +75,13 @@ def find_silver(
     lock: bool = True,
 ) -> SilverTrack | None:
     """The silver track these ids or this identity key belong to (ISRC first, then provider
-    ids, then the key). ``silver_id``: the track identity-first matched this job to (issue 17)
+    ids, then the key, then a name the track was sighted under: ``silver_track_aliases``).
+    ``silver_id``: the track identity-first matched this job to (issue 17)
     comes first. ``lock=False``: read only (planning, no write follows)."""
-    conditions = ["identity_key = :ikey"]
-    order = ["WHEN identity_key = :ikey THEN 9"]
+    # A name sighted before and resolved to a track with another key (020): after the key.
+    alias = "id = (SELECT a.track_id FROM silver_track_aliases a WHERE a.identity_key = :ikey)"
+    conditions = ["identity_key = :ikey", alias]
+    order = ["WHEN identity_key = :ikey THEN 9", f"WHEN {alias} THEN 10"]
     params: dict[str, Any] = {"ikey": ikey}
     if silver_id is not None:
         conditions.append("id = CAST(:reuse_silver AS uuid)")
@@ -94,7 +97,7 @@ def find_silver(
         "SELECT s.*, (SELECT jsonb_object_agg(fp.metadata_field, fp.current_confidence) "
         "FROM field_provenance fp WHERE fp.silver_track_id = s.id) AS known_confidence "
         f"FROM silver_enriched_tracks s WHERE {' OR '.join(conditions)} "
-        f"ORDER BY CASE {' '.join(order)} ELSE 10 END LIMIT 1"
+        f"ORDER BY CASE {' '.join(order)} ELSE 11 END LIMIT 1"
         + (" FOR NO KEY UPDATE OF s" if lock else "")
     )
     row = session.execute(text(sql), params).first()

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from db.bulk import to_jsonb
 from pipeline.errors import ReplayError
-from pipeline.matching import artist_key
+from pipeline.matching import artist_key, identity_key
 from pipeline.merge.artists import credit_artists, upsert_artist
 from pipeline.merge.identity import IDENTITY_IDS, SilverTrack, find_silver
-from pipeline.merge.jobs import PreparedJob
+from pipeline.merge.jobs import MergeJob, PreparedJob
 from pipeline.merge.lineage import mark_merged, provenance_rows, write_lineage
 from pipeline.merge.resolve import TRACK_COLUMNS, Resolution
 from pipeline.quality import assess
@@ -88,6 +88,26 @@ class PendingWrites:
         self.silver_ids.clear()
 
 
+_ALIAS = text(
+    "INSERT INTO silver_track_aliases (identity_key, track_id) SELECT :k, CAST(:s AS uuid) "
+    "WHERE NOT EXISTS (SELECT 1 FROM silver_enriched_tracks WHERE identity_key = :k) "
+    "ON CONFLICT (identity_key) DO NOTHING"
+)
+
+
+def _remember_name(session: Session, job: MergeJob, silver_id: str) -> None:
+    """Record the identity key of the job's bronze names as an alias of its track when no
+    track holds that key (issue 17, migration 020): identity-first planning computes the same
+    key from the next sighting's names and finds the track without asking a provider. The
+    first track a name was resolved to keeps it."""
+    try:
+        key = identity_key(job.artist_name or "", job.track_title or "")
+    except (TypeError, ValueError):
+        return
+    if key:
+        session.execute(_ALIAS, {"k": key, "s": silver_id})
+
+
 def write_track(
     session: Session,
     p: PreparedJob,
@@ -146,6 +166,7 @@ def write_track(
         quality,
         careful,
     )
+    _remember_name(session, job, silver_id)
     rows = provenance_rows(silver_id, job, p)
     known = artists or {}
     links = [
