@@ -32,6 +32,7 @@ __all__ = [
     "StalledReplay",
     "artist_to_silver",
     "claim_failed_work",
+    "lease_expiry_s",
     "lease_lookups",
     "mark",
     "mark_at",
@@ -116,6 +117,22 @@ def release_lookups(
                   AND status = 'pending'"""),
             {"jobs": list(job_ids), "p": provider, "h": holder, "s": float(seconds)},
         )
+
+
+def lease_expiry_s(session: Session) -> float | None:
+    """Seconds until the last live lease of a pending lookup runs out (None: none is leased).
+
+    After a broker restart a leased lookup may have lost its message (a retry waiting out its
+    countdown holds its lease through it); the reconnect sweep must leave it alone while the
+    lease runs, and a sweep at this moment re-sends whatever lost its message (leases of
+    lookups still being asked are renewed meanwhile and stay out)."""
+    value = session.execute(
+        text(
+            "SELECT extract(epoch FROM max(leased_until) - now()) FROM enrichment_lookups "
+            "WHERE status = 'pending' AND leased_until > now()"
+        )
+    ).scalar_one()
+    return None if value is None else float(value)
 
 
 def renew_leases(
