@@ -31,7 +31,7 @@ from pipeline.lookups.engine import (
     run_lookups,
 )
 from tasks.app import app
-from tasks.base import db_retry
+from tasks.base import db_retry, publish_countdown
 from tasks.dispatch import dispatch
 
 __all__ = [
@@ -72,7 +72,7 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
     if batch.retry_ids:
         error = batch.retry_error
         assert error is not None  # a job is only left for retry because of an error
-        countdown = retry_countdown(error, self.request.retries)
+        countdown = publish_countdown(retry_countdown(error, self.request.retries))
         # Hold the lease through the countdown (the retry keeps this task id); if the retry
         # message is lost, the lease runs out and the sweeper sends the lookup again.
         db_retry(release, batch.retry_ids, provider, holder, countdown + 30)

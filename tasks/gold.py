@@ -30,7 +30,7 @@ from pipeline.gold import (
 )
 from pipeline.merge import merge_playlist
 from tasks.app import app
-from tasks.base import TRANSIENT_ERRORS
+from tasks.base import TRANSIENT_ERRORS, publish_countdown
 
 __all__ = [
     "debounce_s",
@@ -47,7 +47,7 @@ log = get_task_logger(__name__)
 REFRESH_DEBOUNCE_S = float(os.environ.get("SONGNODES_REFRESH_DEBOUNCE_S", "5"))
 #: Owed artist aggregates are paid this long after the first mark (coalescing the setlists that
 #: name a popular artist meanwhile).
-ARTISTS_DEBOUNCE_S = float(os.environ.get("SONGNODES_ARTISTS_DEBOUNCE_S", "0.5"))
+ARTISTS_DEBOUNCE_S = float(os.environ.get("SONGNODES_ARTISTS_DEBOUNCE_S", "1"))
 #: Artists aggregated per transaction; a payment that fills it goes on with the next batch.
 ARTISTS_PER_PAYMENT = 500
 #: The wait is stretched to this many times the last run's duration, so that refreshing the
@@ -131,7 +131,7 @@ def schedule_refresh() -> bool:
     wait = debounce_s("refresh")
     if not _first_to_flag(_FLAG, _local_flag, wait):
         return False
-    refresh_views_task.apply_async(countdown=wait)
+    refresh_views_task.apply_async(countdown=publish_countdown(wait))
     return True
 
 
@@ -140,7 +140,7 @@ def schedule_artists() -> bool:
     wait = debounce_s("artists")
     if not _first_to_flag(_ARTISTS_FLAG, _local_artists_flag, wait):
         return False
-    update_artists_task.apply_async(countdown=wait)
+    update_artists_task.apply_async(countdown=publish_countdown(wait))
     return True
 
 

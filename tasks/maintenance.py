@@ -27,6 +27,7 @@ from pipeline.lookups import journal
 from pipeline.merge import artist_to_silver
 from pipeline.runs import start_run
 from tasks.app import app
+from tasks.base import publish_countdown
 from tasks.dispatch import dispatch, queue_for
 
 __all__ = [
@@ -206,7 +207,9 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
             replay_jobs.delay(r.run_id, r.job_ids[start : start + size], r.mode, r.partial)
     _rerun(reruns)
     if expiry is not None and expiry + 1 < SWEEP_INTERVAL_S:
-        sweep_stalled.apply_async(kwargs={"reason": "lease-expiry"}, countdown=expiry + 1)
+        sweep_stalled.apply_async(
+            kwargs={"reason": "lease-expiry"}, countdown=publish_countdown(expiry + 1)
+        )
     counts = {
         "lookups": sum(len(v) for v in nxt.lookups.values()),
         "merges": len(nxt.merges),
