@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.utils.log import get_task_logger
@@ -55,10 +56,6 @@ ARTISTS_PER_PAYMENT = 500
 #: a 160 s bench) or paying artists takes a bounded share of the database, ~5% and ~20%.
 REFRESH_LOAD_FACTOR = 20.0
 ARTISTS_LOAD_FACTOR = 5.0
-_FLAG = "songnodes:gold:refresh-pending"
-_ARTISTS_FLAG = "songnodes:gold:artists-pending"
-_local_flag = threading.Event()
-_local_artists_flag = threading.Event()
 
 
 _clients: dict[tuple[int, str], Any] = {}
@@ -79,69 +76,89 @@ def _redis() -> Any:
     return client
 
 
-def _first_to_flag(flag: str, local: threading.Event, debounce_s: float) -> bool:
-    """True for the first caller since ``flag`` was last cleared (Redis ``SET NX``, or an
-    in-process event without Redis); the flag expires on its own should its task be lost."""
-    client = _redis()
-    if client is not None:
-        return bool(client.set(flag, "1", nx=True, ex=int(debounce_s * 12) + 1))
-    if local.is_set():
-        return False
-    local.set()
-    return True
-
-
-def _clear_flag(flag: str, local: threading.Event) -> None:
-    client = _redis()
-    if client is not None:
-        client.delete(flag)
-    local.clear()
-
-
 _local_durations: dict[str, float] = {}
 
 
-def _last_duration(name: str) -> float:
-    """Seconds the last ``name`` run took (0 when unknown), shared through Redis."""
-    client = _redis()
-    if client is None:
-        return _local_durations.get(name, 0.0)
-    raw = client.get(f"songnodes:gold:{name}-seconds")
-    return float(raw) if raw else 0.0
+@dataclass(frozen=True)
+class _Debounce:
+    """One debounced gold run (``refresh``, ``artists``): the first caller since the last run
+    started schedules it (a Redis ``SET NX`` flag, or an in-process event without Redis; the
+    flag expires on its own should its task be lost), to run after :meth:`wait` seconds."""
+
+    name: str
+    setting_s: float
+    load_factor: float
+    local: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def flag(self) -> str:
+        return f"songnodes:gold:{self.name}-pending"
+
+    @property
+    def duration_key(self) -> str:
+        return f"songnodes:gold:{self.name}-seconds"
+
+    def wait(self) -> float:
+        """The setting, or the load factor times the last run's duration when that is longer
+        (shared through Redis; 0 when unknown)."""
+        client = _redis()
+        if client is None:
+            last = _local_durations.get(self.name, 0.0)
+        else:
+            raw = client.get(self.duration_key)
+            last = float(raw) if raw else 0.0
+        return max(self.setting_s, self.load_factor * last)
+
+    def schedule(self, task: Any) -> bool:
+        """Send ``task`` unless a run is already pending; True when this call sent it."""
+        wait = self.wait()
+        client = _redis()
+        if client is not None:
+            if not client.set(self.flag, "1", nx=True, ex=int(wait * 12) + 1):
+                return False
+        elif self.local.is_set():
+            return False
+        else:
+            self.local.set()
+        task.apply_async(countdown=publish_countdown(wait))
+        return True
+
+    def started(self) -> None:
+        """A run starts: changes from now on schedule the next one."""
+        client = _redis()
+        if client is not None:
+            client.delete(self.flag)
+        self.local.clear()
+
+    def took(self, started: float) -> None:
+        """Record how long the run that began at ``started`` (``time.monotonic()``) took."""
+        seconds = time.monotonic() - started
+        _local_durations[self.name] = seconds
+        client = _redis()
+        if client is not None:
+            client.set(self.duration_key, f"{seconds:.3f}", ex=3600)
 
 
-def _took(name: str, started: float) -> None:
-    seconds = time.monotonic() - started
-    _local_durations[name] = seconds
-    client = _redis()
-    if client is not None:
-        client.set(f"songnodes:gold:{name}-seconds", f"{seconds:.3f}", ex=3600)
+_DEBOUNCES = {
+    "refresh": _Debounce("refresh", REFRESH_DEBOUNCE_S, REFRESH_LOAD_FACTOR),
+    "artists": _Debounce("artists", ARTISTS_DEBOUNCE_S, ARTISTS_LOAD_FACTOR),
+}
 
 
 def debounce_s(name: str) -> float:
     """How long a scheduled ``refresh`` or ``artists`` run waits: the configured debounce, or
     its load factor times the last run's duration when that is longer."""
-    if name == "refresh":
-        return max(REFRESH_DEBOUNCE_S, REFRESH_LOAD_FACTOR * _last_duration(name))
-    return max(ARTISTS_DEBOUNCE_S, ARTISTS_LOAD_FACTOR * _last_duration(name))
+    return _DEBOUNCES[name].wait()
 
 
 def schedule_refresh() -> bool:
     """Schedule one refresh unless one is already pending. True when this call scheduled it."""
-    wait = debounce_s("refresh")
-    if not _first_to_flag(_FLAG, _local_flag, wait):
-        return False
-    refresh_views_task.apply_async(countdown=publish_countdown(wait))
-    return True
+    return _DEBOUNCES["refresh"].schedule(refresh_views_task)
 
 
 def schedule_artists() -> bool:
     """Schedule one payment of owed artist aggregates unless one is pending."""
-    wait = debounce_s("artists")
-    if not _first_to_flag(_ARTISTS_FLAG, _local_artists_flag, wait):
-        return False
-    update_artists_task.apply_async(countdown=publish_countdown(wait))
-    return True
+    return _DEBOUNCES["artists"].schedule(update_artists_task)
 
 
 def _owe_artists_of(track_ids: list[str]) -> None:
@@ -155,7 +172,7 @@ def _owe_artists_of(track_ids: list[str]) -> None:
 @app.task(name="tasks.gold.refresh_views", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def refresh_views_task() -> None:
     """Refresh every gold materialised view (concurrently)."""
-    _clear_flag(_FLAG, _local_flag)
+    _DEBOUNCES["refresh"].started()
     from pipeline.recovery import VIEWS_MARK, mark
 
     started = time.monotonic()
@@ -164,7 +181,7 @@ def refresh_views_task() -> None:
         # sweeper compares this mark with the latest change, issue 20).
         mark(session, VIEWS_MARK)
         refresh_views(session)
-    _took("refresh", started)
+    _DEBOUNCES["refresh"].took(started)
 
 
 @app.task(
@@ -186,7 +203,7 @@ def update_tracks(silver_ids: list[str]) -> int:
 @app.task(name="tasks.gold.update_artists", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def update_artists_task() -> int:
     """Pay the owed artist aggregates, a batch per transaction, until none is owed."""
-    _clear_flag(_ARTISTS_FLAG, _local_artists_flag)  # marks from now on schedule a new payment
+    _DEBOUNCES["artists"].started()  # marks from now on schedule a new payment
     paid = 0
     started = time.monotonic()
     while True:
@@ -194,7 +211,7 @@ def update_artists_task() -> int:
             batch = claim_owed_artists(session, ARTISTS_PER_PAYMENT)
         paid += len(batch)
         if len(batch) < ARTISTS_PER_PAYMENT:
-            _took("artists", started)
+            _DEBOUNCES["artists"].took(started)
             return paid
 
 
