@@ -59,7 +59,9 @@ from providers.exchange import (
     LiveExchange,
     Reply,
     Request,
+    canned_reply,
     collected,
+    reply_journal,
 )
 from providers.ratelimit import RateLimitConfig, RateLimiter
 from providers.settings import ProviderSettings, settings_for
@@ -384,18 +386,41 @@ class HttpProvider(Provider):
         limited: bool,
         optional: bool = False,
     ) -> Reply:
-        """One attempt: the exchange answers (``providers.exchange``), the provider judges."""
+        """One attempt: the exchange answers (``providers.exchange``), the provider judges.
+
+        With a reply journal (a lookup task's, ``pipeline.lookups.replies``) a live GET is first
+        looked up there, and a live reply judged an answer (200, or 404 ``NotFound``) is kept
+        there: a lookup retried or redelivered part way does not ask its answered requests
+        again. Stored and canned exchanges (replay, what-if) never see it.
+        """
         request = Request(
             self.name, self.api_version, method, self.url(path), params,
             {**self.default_headers, **(headers or {})}, data, auth, limited,
         )  # fmt: skip
+        journal = reply_journal().get()
+        if journal is not None and (self._holder is None or method != "GET" or not limited):
+            journal = None  # not a live provider's data request (token endpoint, stored answers)
+        if journal is not None:
+            kept = journal.find(request)
+            if kept is not None:
+                reply = canned_reply(request, kept, 0.0, calls=1)
+                self.check_reply(reply)
+                return reply
         try:
             reply = self.exchange.handle(request)
         except NotAnswered as exc:
             if optional:
                 raise self.capability("not requested by the original lookup") from exc
             raise
-        self.check_reply(reply)
+        if journal is None or not reply.live:
+            self.check_reply(reply)
+            return reply
+        try:
+            self.check_reply(reply)
+        except NotFound:
+            journal.keep(request, reply)
+            raise
+        journal.keep(request, reply)
         return reply
 
     # --- error mapping ----------------------------------------------------------------------

@@ -18,6 +18,11 @@ provider (``check_reply``), and so do retries and the breaker: an exchange only 
 
 Every reply, whichever exchange gave it, is appended to the lookup's collected responses
 (:func:`collect`), so the raw responses land in the lookup's result or error.
+
+In front of the network a lookup task may also hold a :class:`ReplyJournal` (the context
+variable :func:`reply_journal`; ``pipeline.lookups.replies``): ``HttpProvider`` asks it before
+going live and gives it every live reply it judged an answer, so a lookup retried or redelivered
+part way is not asked its answered requests again.
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ __all__ = [
     "HeldExchange",
     "LiveExchange",
     "Reply",
+    "ReplyJournal",
     "Request",
     "RequestKey",
+    "canned_reply",
     "collect",
     "collected",
+    "reply_journal",
     "request_key",
 ]
 
@@ -66,6 +74,7 @@ class Reply:
     body: Any
     is_json: bool
     raw: RawResponse
+    live: bool = True  # from the network (not a held part, a stored or journaled reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,28 @@ class Exchange(Protocol):
     def handle(self, request: Request) -> Reply: ...
 
 
+class ReplyJournal(Protocol):
+    """Replies to requests a lookup already had answered (``pipeline.lookups.replies``)."""
+
+    def find(self, request: Request) -> CannedReply | None:
+        """The answer kept for ``request`` (this lookup's), or ``None``: ask the network."""
+        ...
+
+    def keep(self, request: Request, reply: Reply) -> None:
+        """Keep ``reply``, a live reply the provider judged an answer (200 or 404)."""
+        ...
+
+
+_reply_journal: contextvars.ContextVar[ReplyJournal | None] = contextvars.ContextVar(
+    "songnodes_reply_journal", default=None
+)
+
+
+def reply_journal() -> contextvars.ContextVar[ReplyJournal | None]:
+    """The context variable holding the current lookup task's reply journal (if any)."""
+    return _reply_journal
+
+
 _collected: contextvars.ContextVar[list[RawResponse] | None] = contextvars.ContextVar(
     "songnodes_provider_responses", default=None
 )
@@ -127,7 +158,7 @@ def collect(raw: RawResponse) -> RawResponse:
     return raw
 
 
-def _canned_reply(request: Request, canned: CannedReply, elapsed_ms: float, calls: int) -> Reply:
+def canned_reply(request: Request, canned: CannedReply, elapsed_ms: float, calls: int) -> Reply:
     """A reply given without the network. The body is recorded as given (a stored body was
     redacted when it was first stored; a held part is redacted when it is held)."""
     raw = RawResponse(
@@ -140,7 +171,7 @@ def _canned_reply(request: Request, canned: CannedReply, elapsed_ms: float, call
         calls=calls,
     )
     collect(raw)
-    return Reply(canned.status_code, httpx.Headers(), canned.body, canned.is_json, raw)
+    return Reply(canned.status_code, httpx.Headers(), canned.body, canned.is_json, raw, live=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +186,7 @@ class CannedExchange:
         started = time.perf_counter()
         canned = self.answerer(request.method, request.url, request.params)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        return _canned_reply(request, canned, elapsed_ms, calls=1)
+        return canned_reply(request, canned, elapsed_ms, calls=1)
 
 
 class LiveExchange:
@@ -275,5 +306,5 @@ class HeldExchange:
                 held = Request(
                     request.provider, request.api_version, part.method, part.url, part.params
                 )
-                return _canned_reply(held, part.reply, part.request.elapsed_ms, calls)
+                return canned_reply(held, part.reply, part.request.elapsed_ms, calls)
         return self.inner.handle(request)

@@ -37,7 +37,12 @@ from db.models.operations import (
     SilverFieldCheck,
     SilverTrackArtist,
 )
-from db.models.recovery import EnrichmentLookupAnswer, FailedWork, MaintenanceMark
+from db.models.recovery import (
+    EnrichmentLookupAnswer,
+    EnrichmentRequestReply,
+    FailedWork,
+    MaintenanceMark,
+)
 from db.models.silver import (
     SilverEnrichedArtist,
     SilverEnrichedPlaylist,
@@ -65,6 +70,7 @@ __all__ = [
     "EnrichmentLookupAnswer",
     "EnrichmentPipelineRun",
     "EnrichmentProvider",
+    "EnrichmentRequestReply",
     "EnrichmentTransformation",
     "FailedWork",
     "FieldProvenance",

@@ -1,5 +1,5 @@
-"""Tables of migrations 014 and 018 (issue 20): failed work kept for re-runs, maintenance marks,
-the lookup answer journal."""
+"""Tables of migrations 014, 018 and 021 (issue 20): failed work kept for re-runs, maintenance
+marks, the lookup answer journal and the request reply journal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, created_at_column, uuid_pk
 
-__all__ = ["EnrichmentLookupAnswer", "FailedWork", "MaintenanceMark"]
+__all__ = ["EnrichmentLookupAnswer", "EnrichmentRequestReply", "FailedWork", "MaintenanceMark"]
 
 
 class FailedWork(Base):
@@ -64,4 +64,27 @@ class EnrichmentLookupAnswer(Base):
     provider: Mapped[str] = mapped_column(Text, primary_key=True)
     answer: Mapped[dict[str, Any]] = mapped_column(JSONB)
     holder: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class EnrichmentRequestReply(Base):
+    """021: a provider's reply to one request of a lookup not yet recorded
+    (``pipeline.lookups.replies``): a later delivery of the lookup is answered from it before the
+    network; recording deletes it."""
+
+    __tablename__ = "enrichment_request_replies"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "provider"],
+            ["enrichment_lookups.job_id", "enrichment_lookups.provider"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[Any] = mapped_column(JSONB)
+    is_json: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[dt.datetime] = created_at_column()

@@ -30,13 +30,14 @@ from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from pipeline.enrich import Next, lookup_inputs, record_outcomes
-from pipeline.lookups import journal
+from pipeline.lookups import journal, replies
 from pipeline.lookups.clients import Client, ask
 from pipeline.lookups.outcome import Ask, LookupInput, LookupOutcome
 from pipeline.recovery import lease_lookups, release_lookups, renew_leases
 from providers.base import HttpProvider
 from providers.contract import LookupResult
 from providers.errors import CircuitOpen, ProviderError, RateLimited, TransientError
+from providers.exchange import CannedReply
 
 __all__ = [
     "LEASE_S",
@@ -227,6 +228,8 @@ class Leased:
     holder: str
     inputs: list[LookupInput]
     known: list[LookupOutcome]
+    #: (job id, request key) -> a reply the lookups to ask already had (``replies``, 021).
+    replies: dict[tuple[str, str], CannedReply] = field(default_factory=dict)
 
 
 def lease(job_ids: Sequence[str], provider: str, holder: str) -> Leased:
@@ -238,11 +241,11 @@ def lease(job_ids: Sequence[str], provider: str, holder: str) -> Leased:
         leased = lease_lookups(session, list(job_ids), provider, holder, LEASE_S)
         inputs = lookup_inputs(session, [j for j in job_ids if j in leased], provider)
         known = journal.journaled(session, inputs)
-    return Leased(
-        holder,
-        [li for li in inputs if (li.job_id, li.provider) not in known],
-        list(known.values()),
-    )
+        to_ask = [li for li in inputs if (li.job_id, li.provider) not in known]
+        kept = replies.load(
+            session, provider, [li.job_id for li in to_ask if not journal.is_database_read(li)]
+        )
+    return Leased(holder, to_ask, list(known.values()), kept)
 
 
 def release(job_ids: list[str], provider: str, holder: str, seconds: float) -> None:
@@ -309,14 +312,18 @@ def ask_leased(
     call: Ask | None = None,
 ) -> LookupBatch:
     """Ask ``client`` about the leased lookups (leases renewed meanwhile, batch requests
-    opened, answers journaled as they arrive); the journaled ones join the outcomes unasked.
+    opened, answers and request replies journaled as they arrive, requests an earlier delivery
+    had answered not asked again); the journaled ones join the outcomes unasked.
     ``call``: the answerer (default :func:`~pipeline.lookups.clients.ask`)."""
     inputs = leased.inputs
     provider = inputs[0].provider if inputs else ""
     heartbeat = LeaseHeartbeat([li.job_id for li in inputs], provider, leased.holder)
-    with heartbeat, _batched(client, inputs):
+    # Requests already answered for these lookups (an earlier delivery) are answered from the
+    # reply journal; new answers are kept there as they come (pipeline.lookups.replies).
+    kept = replies.MessageReplies(provider, inputs[0].job_id if inputs else None, leased.replies)
+    with heartbeat, kept.active(), _batched(client, inputs):
         batch = run_lookups(
-            call or ask,
+            kept.asking(call or ask),
             inputs,
             attempts=attempts,
             can_retry=can_retry,

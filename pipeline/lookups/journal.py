@@ -15,19 +15,15 @@ circuit-open skips (nothing asked) are not. Responses were redacted at the HTTP 
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import logging
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, PoolProxiedConnection, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from db.bulk import to_jsonb
-from db.engine import get_engine
+from pipeline.lookups import replies
+from pipeline.lookups.journal_writes import write_now
 from pipeline.lookups.outcome import LookupInput, LookupOutcome
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from providers.contract import FieldValue, LookupResult, RawResponse
@@ -43,11 +39,9 @@ __all__ = [
     "worth_journaling",
 ]
 
-log = logging.getLogger(__name__)
-
 # The answer is kept only while its lookup is pending: a lookup recorded meanwhile (by another
 # delivery) needs no journal row. First answer wins, as in record_outcomes. (psycopg's own
-# placeholders: it runs on the driver connection, see _journal_connection.)
+# placeholders: it runs on the driver connection, see pipeline.lookups.journal_writes.)
 _WRITE_SQL = """
     INSERT INTO enrichment_lookup_answers (job_id, provider, answer, holder)
     SELECT l.job_id, l.provider, %(answer)s::jsonb, %(holder)s FROM enrichment_lookups l
@@ -150,40 +144,6 @@ def decode(li: LookupInput, doc: Mapping[str, Any]) -> LookupOutcome:
     )
 
 
-_lock = threading.Lock()
-# (pid, engine, pooled connection) kept by this process for journal writes.
-_held: tuple[int, Engine, PoolProxiedConnection] | None = None
-_at_exit: list[bool] = []
-
-
-def _journal_connection() -> Any:
-    """This process's journal connection: one connection of the engine's pool, kept (a pool
-    checkout, its ping and BEGIN/COMMIT round trips per answer cost more worker CPU than the
-    write), in autocommit with ``synchronous_commit = off`` for its whole session (it writes
-    nothing else). Call with ``_lock`` held."""
-    global _held
-    engine = get_engine()
-    if _held is None or _held[0] != os.getpid() or _held[1] is not engine:
-        _drop_connection()  # the engine was replaced (tests, the demo): close the old one
-        if not _at_exit:
-            atexit.register(_drop_connection)  # closed, not left to the collector, at exit
-            _at_exit.append(True)
-        raw = engine.raw_connection()
-        driver: Any = raw.driver_connection
-        driver.autocommit = True
-        driver.execute("SET synchronous_commit = off")
-        _held = (os.getpid(), engine, raw)
-    return _held[2].driver_connection
-
-
-def _drop_connection() -> None:
-    global _held
-    if _held is not None and _held[0] == os.getpid():
-        with contextlib.suppress(Exception):
-            _held[2].invalidate()
-    _held = None
-
-
 def journal_answer(outcome: LookupOutcome, holder: str) -> bool:
     """Write ``outcome`` at once, one autocommitted statement; False when it could not be
     written (logged: the answer is still recorded with its batch, only a kill would lose it).
@@ -196,15 +156,7 @@ def journal_answer(outcome: LookupOutcome, holder: str) -> bool:
     li = outcome.li
     params = {"answer": encode(outcome), "holder": holder, "job": li.job_id,
               "provider": li.provider}  # fmt: skip
-    with _lock:
-        try:
-            _journal_connection().execute(_WRITE_SQL, params)
-        except Exception:
-            _drop_connection()
-            log.warning("journaling %s's answer for job %s failed", li.provider, li.job_id,
-                        exc_info=True)  # fmt: skip
-            return False
-    return True
+    return write_now(_WRITE_SQL, params, f"{li.provider}'s answer for job {li.job_id}")
 
 
 def journaled(
@@ -224,11 +176,12 @@ def journaled(
 
 
 def forget(session: Session, keys: Sequence[tuple[str, str]]) -> None:
-    """Delete the journal rows of (job id, provider) ``keys`` (recorded in this transaction)."""
+    """Delete the journal rows of (job id, provider) ``keys`` (recorded in this transaction),
+    their answers and their requests' replies (``pipeline.lookups.replies``)."""
     if keys:
-        session.execute(
-            _FORGET_SQL, {"jobs": [k[0] for k in keys], "providers": [k[1] for k in keys]}
-        )
+        params = {"jobs": [k[0] for k in keys], "providers": [k[1] for k in keys]}
+        session.execute(_FORGET_SQL, params)
+        session.execute(replies.FORGET_SQL, params)
 
 
 _PRUNE_SQL = text(
@@ -240,6 +193,8 @@ _PRUNE_SQL = text(
 
 
 def prune(session: Session) -> int:
-    """Delete journal rows of lookups closed without ``record_outcomes`` (a job the reaper
-    failed); the sweeper calls it. Returns how many went."""
-    return int(session.execute(_PRUNE_SQL).rowcount or 0)  # type: ignore[attr-defined]
+    """Delete journal rows (answers and request replies) of lookups closed without
+    ``record_outcomes`` (a job the reaper failed); the sweeper calls it. Returns how many
+    went."""
+    answers = session.execute(_PRUNE_SQL).rowcount  # type: ignore[attr-defined]
+    return int(answers or 0) + int(session.execute(replies.PRUNE_SQL).rowcount or 0)  # type: ignore[attr-defined]

@@ -105,6 +105,16 @@ class Stats:
         with self._lock:
             self._answers.clear()
 
+    def repeated(self) -> dict[str, dict[str, int]]:
+        """provider -> {request answered more than once: times answered} (what was asked twice,
+        for a chaos run's log)."""
+        with self._lock:
+            return {
+                p: {k: n for k, n in answers.items() if n > 1}
+                for p, answers in self._answers.items()
+                if any(n > 1 for n in answers.values())
+            }
+
     def error(self, provider: str) -> None:
         with self._lock:
             self.errors[provider] = self.errors.get(provider, 0) + 1

@@ -1,4 +1,5 @@
-"""The lookup answer journal (migration 018, ``pipeline.lookups.journal``) on real PostgreSQL.
+"""The lookup answer journal (migration 018, ``pipeline.lookups.journal``) and the request reply
+journal (021, ``pipeline.lookups.replies``) on real PostgreSQL.
 
 A worker killed after its provider answered, before the batch was recorded: the answers are in
 the journal, and the next delivery of the same lookups records them without one request to the
@@ -20,13 +21,14 @@ from sqlalchemy.orm import Session
 from db.engine import dispose_engine, session_scope
 from pipeline.enrich import create_jobs, record_outcomes
 from pipeline.lookups import journal
-from pipeline.lookups.clients import cached_clients, provider_client, reset_clients
+from pipeline.lookups.clients import ask, cached_clients, provider_client, reset_clients
 from pipeline.lookups.engine import ask_leased, lease, record_batch
 from pipeline.lookups.outcome import LookupInput, LookupOutcome
 from pipeline.matching import TrackQuery
 from pipeline.runs import start_run
 from pipeline.scraper_providers import SCRAPER_PROVIDERS
 from providers.contract import FieldValue, LookupResult, RawResponse
+from providers.errors import TransientError
 from providers.registry import available_providers
 from providers.sandbox import SandboxHandle, start_in_thread
 from tests.conftest import engine_on, migrated_database
@@ -109,17 +111,22 @@ def _requests(sandbox: SandboxHandle, provider: str) -> int:
     return int(sandbox.stats().get(provider, {}).get("requests", 0))
 
 
-def _journal_rows(engine: Engine, job_ids: list[str]) -> int:
+def _rows(engine: Engine, table: str, job_ids: list[str]) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text(
-                    "SELECT count(*) FROM enrichment_lookup_answers "
-                    "WHERE job_id = ANY(CAST(:ids AS uuid[]))"
-                ),
+                text(f"SELECT count(*) FROM {table} WHERE job_id = ANY(CAST(:ids AS uuid[]))"),
                 {"ids": job_ids},
             ).scalar_one()
         )
+
+
+def _journal_rows(engine: Engine, job_ids: list[str]) -> int:
+    return _rows(engine, "enrichment_lookup_answers", job_ids)
+
+
+def _reply_rows(engine: Engine, job_ids: list[str]) -> int:
+    return _rows(engine, "enrichment_request_replies", job_ids)
 
 
 def _as_json(o: LookupOutcome) -> object:
@@ -263,3 +270,84 @@ def test_the_sweeper_prunes_answers_of_lookups_closed_without_recording(
         .all()
     )
     assert left == [providers[1]]
+
+
+def _answered(sandbox: SandboxHandle, provider: str) -> tuple[int, int]:
+    stats = sandbox.stats().get(provider, {})
+    return int(stats.get("answered", 0)), int(stats.get("answered_again", 0))
+
+
+def test_a_lookup_retried_part_way_does_not_ask_its_answered_requests_again(
+    live: SandboxHandle, engine: Engine
+) -> None:
+    """Migration 021 (``pipeline.lookups.replies``). The first delivery's requests are
+    answered and then the lookup fails transiently, as when its last request meets a 500 three
+    times over (raised here after the real requests: the sandbox's random errors cannot pick
+    the last one). Each answered request is in the reply journal; the task's retry (same
+    holder) is answered from it: the sandbox answers nothing more and no request twice, the
+    outcomes are what the first asking found, and recording empties the journal."""
+    provider, jobs = _lookups(live, 40, 3)
+    holder = f"task-{uuid.uuid4()}"
+    client = provider_client(provider)
+    found: dict[str, LookupResult] = {}
+
+    def answered_then_failed(li: LookupInput) -> LookupResult:
+        found[li.job_id] = ask(li)
+        raise TransientError("HTTP 500 (the lookup's next request)", provider=li.provider)
+
+    first = ask_leased(
+        client, lease(jobs, provider, holder), attempts=1, can_retry=True,
+        call=answered_then_failed,
+    )  # fmt: skip
+    assert first.outcomes == [] and set(first.retry_ids) == set(jobs) == set(found)
+    answered, again = _answered(live, provider)
+    assert answered > 0 and _reply_rows(engine, jobs) >= 3
+    assert _journal_rows(engine, jobs) == 0  # no lookup was complete
+
+    retried = lease(jobs, provider, holder)
+    assert len(retried.inputs) == 3 and len(retried.replies) == _reply_rows(engine, jobs)
+    second = ask_leased(client, retried, attempts=2, can_retry=True)
+    assert _answered(live, provider) == (answered, again), "an answered request was asked again"
+    assert not second.retry_ids
+    for o in second.outcomes:
+        assert o.result is not None and o.error is None
+        assert o.result.status == found[o.li.job_id].status
+        assert o.result.values == found[o.li.job_id].values
+        # The same GETs, each standing for the one request it cost (the first asking also
+        # fetched the OAuth token, a POST, which the client now holds).
+        assert [(r.endpoint, r.calls) for r in o.result.responses] == [
+            (r.endpoint, r.calls) for r in found[o.li.job_id].responses if r.endpoint[:4] == "GET "
+        ]
+
+    record_batch(second.outcomes, attempts=2)
+    assert _reply_rows(engine, jobs) == 0 and _journal_rows(engine, jobs) == 0
+
+
+def test_requests_that_got_no_answer_are_not_kept(live: SandboxHandle, engine: Engine) -> None:
+    """Every request answered 500 (the sandbox's error knob): the lookups are left to retry
+    and the reply journal holds nothing for them; the sweeper's prune removes the replies of
+    a lookup closed without being recorded."""
+    provider, jobs = _lookups(live, 50, 2)
+    live.configure(provider, errors={"500": 1.0})
+    try:
+        batch = ask_leased(
+            provider_client(provider), lease(jobs, provider, "holder-500"), attempts=1,
+            can_retry=True,
+        )  # fmt: skip
+    finally:
+        live.configure(provider, errors={})
+    assert set(batch.retry_ids) == set(jobs) and _reply_rows(engine, jobs) == 0
+
+    batch = ask_leased(provider_client(provider), lease(jobs, provider, "holder-500"),
+                       attempts=2, can_retry=True)  # fmt: skip
+    assert len(batch.outcomes) == 2 and _reply_rows(engine, jobs) >= 2
+    with session_scope() as session:
+        session.execute(
+            text(
+                "UPDATE enrichment_lookups SET status = 'failed' "
+                "WHERE job_id = ANY(CAST(:ids AS uuid[])) AND provider = :p"
+            ),
+            {"ids": jobs, "p": provider},
+        )
+        assert journal.prune(session) >= 2
+    assert _reply_rows(engine, jobs) == 0

@@ -390,6 +390,10 @@ def chaos_run(
         )
         died += sum(1 for w in alive if w.proc and w.proc.poll() is not None)
         final = state()
+        # What was asked twice, for the run's logs (--keep): request -> times answered.
+        (workdir / "asked-twice.json").write_text(
+            json.dumps(sandbox.state.stats.repeated(), indent=1, sort_keys=True)
+        )
         dup = _q(engine, DUPLICATES_SQL)
         asked = _requests(sandbox) - before
         return ChaosResult(
