@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import session_scope
 from pipeline.enrich import Next, lookup_inputs, record_outcomes
-from pipeline.lookups import journal, replies
+from pipeline.lookups import journal, journal_writes, replies
 from pipeline.lookups.clients import Client, ask
 from pipeline.lookups.outcome import Ask, LookupInput, LookupOutcome
 from pipeline.recovery import lease_lookups, release_lookups, renew_leases
@@ -235,6 +235,7 @@ class Leased:
 def lease(job_ids: Sequence[str], provider: str, holder: str) -> Leased:
     """Lease ``provider``'s pending lookups of ``job_ids`` to ``holder`` (a Celery task id) and
     read their inputs and journaled answers, in one short transaction."""
+    journal_writes.flush()  # answers journaled while PostgreSQL was away, before reading
     with session_scope() as session:
         # A job whose lookup is already answered (a redelivered message) yields None; one that
         # another message is asking right now is not leased to this one.

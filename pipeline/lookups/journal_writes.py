@@ -12,14 +12,16 @@ import contextlib
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, PoolProxiedConnection
 
 from db.engine import get_engine
 
-__all__ = ["write_now"]
+__all__ = ["BACKLOG_MAX", "flush", "write_now"]
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,49 @@ def _drop_connection() -> None:
     _held = None
 
 
-def write_now(sql: str, params: Mapping[str, Any], what: str) -> bool:
-    """Run one journal write (psycopg placeholders) on this process's journal connection,
-    autocommitted; False when it failed (logged as journaling ``what``)."""
-    with _lock:
+#: Writes that failed because the connection did (PostgreSQL restarting), oldest first: each is
+#: tried again before the next write and by :func:`flush` (``lease`` calls it before reading the
+#: journals), so an answer that arrived during a restart still spares the next delivery its
+#: request. Bounded: in a long outage the oldest go (those lookups are at worst asked again).
+BACKLOG_MAX = 10_000
+_backlog: deque[tuple[str, Mapping[str, Any], str]] = deque(maxlen=BACKLOG_MAX)
+
+
+def _flush_locked() -> bool:
+    while _backlog:
+        sql, params, _what = _backlog[0]
         try:
             _journal_connection().execute(sql, params)
+        except psycopg.OperationalError:
+            _drop_connection()
+            return False
+        except Exception:
+            log.warning("journaling %s failed for good", _what, exc_info=True)
+        _backlog.popleft()
+    return True
+
+
+def flush() -> bool:
+    """Write what failed earlier (:data:`BACKLOG_MAX` at most); True when nothing is left."""
+    with _lock:
+        return _flush_locked()
+
+
+def write_now(sql: str, params: Mapping[str, Any], what: str) -> bool:
+    """Run one journal write (psycopg placeholders) on this process's journal connection,
+    autocommitted; False when it could not be written now (logged as journaling ``what``).
+    A write that met a connection error is kept and tried again (see :data:`BACKLOG_MAX`)."""
+    with _lock:
+        if not _flush_locked():
+            _backlog.append((sql, params, what))
+            return False
+        try:
+            _journal_connection().execute(sql, params)
+        except psycopg.OperationalError:
+            _drop_connection()
+            _backlog.append((sql, params, what))
+            log.warning("journaling %s failed; kept to write later", what, exc_info=True)
+            return False
         except Exception:
             _drop_connection()
             log.warning("journaling %s failed", what, exc_info=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import dispose_engine, session_scope
 from pipeline.enrich import create_jobs, record_outcomes
-from pipeline.lookups import journal
+from pipeline.lookups import journal, journal_writes
 from pipeline.lookups.clients import ask, cached_clients, provider_client, reset_clients
 from pipeline.lookups.engine import ask_leased, lease, record_batch
 from pipeline.lookups.outcome import LookupInput, LookupOutcome
@@ -351,3 +351,32 @@ def test_requests_that_got_no_answer_are_not_kept(live: SandboxHandle, engine: E
         )
         assert journal.prune(session) >= 2
     assert _reply_rows(engine, jobs) == 0
+
+
+def test_a_journal_write_that_meets_a_dead_connection_is_written_later(
+    live: SandboxHandle, engine: Engine
+) -> None:
+    """PostgreSQL closes the journal's connection (every other backend of the database
+    terminated, as a restart does): the next answer is not lost but kept, and written by
+    ``flush`` (``lease`` calls it) once a connection is back."""
+    provider, jobs = _lookups(live, 60, 2)
+    leased = lease(jobs, provider, "holder-backlog")
+    first, second = (
+        LookupOutcome(li, result=LookupResult(provider, "not_found"), latency_ms=1)
+        for li in leased.inputs
+    )
+    assert journal.journal_answer(first, "holder-backlog")  # the connection is open now
+    with engine.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert killed >= 1
+    assert not journal.journal_answer(second, "holder-backlog")
+    assert _journal_rows(engine, [second.li.job_id]) == 0
+    assert journal_writes.flush()
+    assert _journal_rows(engine, jobs) == 2
+    assert journal_writes.flush()  # nothing left: flushing again writes nothing
+    assert _journal_rows(engine, jobs) == 2
