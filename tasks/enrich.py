@@ -23,10 +23,12 @@ from pipeline.lookups.engine import (
     LOOKUP_THREADS,
     LookupBatch,
     ask_leased,
+    is_back_pressure,
     lease,
     lookup_pool,
     record_batch,
     release,
+    retry_budget,
     retry_countdown,
     run_lookups,
 )
@@ -52,8 +54,11 @@ MAX_LOOKUP_RETRIES = 4
 
 
 @app.task(bind=True, name="tasks.enrich.lookup", max_retries=MAX_LOOKUP_RETRIES)
-def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
+def lookup(self: Task, provider: str, job_ids: list[str], waited: int = 0) -> dict[str, int]:
     """Ask ``provider`` about each job; record answers; plan next rounds or merges.
+
+    ``waited``: retries of this message that were only our own rate limiter's refusals; they
+    spend none of the ``MAX_LOOKUP_RETRIES`` budget (``retry_budget``).
 
     Before asking, nothing is lost by waiting for the database; after asking, the answers are
     held in memory until they are recorded, so a provider is not asked (and paid) twice for a
@@ -64,10 +69,8 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
     client = db_retry(provider_instance, provider)
     holder = str(self.request.id or f"local-{os.getpid()}")
     leased = db_retry(lease, [str(j) for j in job_ids], provider, holder)
-    attempts = self.request.retries + 1
-    batch = ask_leased(
-        client, leased, attempts=attempts, can_retry=self.request.retries < MAX_LOOKUP_RETRIES
-    )
+    attempts, can_retry = retry_budget(self.request.retries, waited, MAX_LOOKUP_RETRIES)
+    batch = ask_leased(client, leased, attempts=attempts, can_retry=can_retry)
     dispatch(db_retry(record_batch, batch.outcomes, attempts))
     if batch.retry_ids:
         error = batch.retry_error
@@ -77,5 +80,9 @@ def lookup(self: Task, provider: str, job_ids: list[str]) -> dict[str, int]:
         # message is lost, the lease runs out and the sweeper sends the lookup again.
         db_retry(release, batch.retry_ids, provider, holder, countdown + 30)
         retry_args = (provider, batch.retry_ids)
-        raise self.retry(args=retry_args, countdown=countdown, exc=error) from error
+        waited += is_back_pressure(error)
+        raise self.retry(
+            args=retry_args, kwargs={"waited": waited}, countdown=countdown, exc=error,
+            max_retries=MAX_LOOKUP_RETRIES + waited,
+        ) from error  # fmt: skip
     return {"looked_up": sum(1 for o in batch.outcomes if o.error is None)}

@@ -7,7 +7,8 @@ stored answers behind one call).
 
 Retry policy: rate limits and transient errors retry the *remaining* jobs with a countdown
 (:func:`retry_countdown`: the wait the provider or our global limiter asked for, else
-exponential backoff with jitter). When retries run out, or the provider's circuit is open, or
+exponential backoff with jitter); a refusal by our own limiter costs no retry
+(:func:`retry_budget`). When retries run out, or the provider's circuit is open, or
 it refuses our credentials, the lookup is recorded as failed/skipped and the waterfall moves on
 to the next priority: one bad provider never stalls a record.
 """
@@ -48,11 +49,13 @@ __all__ = [
     "LookupFn",
     "ask_each",
     "ask_leased",
+    "is_back_pressure",
     "lease",
     "lookup_pool",
     "outcome_of",
     "record_batch",
     "release",
+    "retry_budget",
     "retry_countdown",
     "run_lookups",
 ]
@@ -92,6 +95,24 @@ def retry_countdown(exc: ProviderError, retries: int) -> float:
     if wait:
         return float(wait) + random.uniform(0, 0.25)
     return min(300.0, 2.0**retries) * random.uniform(0.5, 1.5)
+
+
+def is_back_pressure(exc: BaseException) -> bool:
+    """Our own shared rate limiter refused (no request was sent): the lookup waits its turn
+    and is retried whatever its retry budget (a refusal spends none of it, see
+    :func:`retry_budget`); under a tight provider limit, refusals are the normal state."""
+    return isinstance(exc, RateLimited) and exc.local
+
+
+def retry_budget(retries: int, waited: int, max_retries: int) -> tuple[int, bool]:
+    """(this delivery's attempt number, whether a failure may still be retried) after
+    ``retries`` retries, ``waited`` of which were only back pressure (:func:`is_back_pressure`).
+
+    Counting refusals as attempts made a lookup give up ("gave up after 5 attempts:
+    RateLimited") after four turns of waiting for a provider limit shared by many processes:
+    a value lost to our own limiter, with no request ever sent."""
+    attempts = retries - waited + 1
+    return attempts, attempts <= max_retries
 
 
 @dataclass
@@ -138,7 +159,7 @@ def run_lookups(
         try:
             result = call(li)
         except (RateLimited, TransientError) as exc:
-            if can_retry:
+            if can_retry or is_back_pressure(exc):
                 stop.set()  # the provider asked us to slow down: start nothing more
                 return exc
             return LookupOutcome(

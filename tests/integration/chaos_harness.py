@@ -160,6 +160,9 @@ class ChaosResult:
     # provider asked twice, whatever errors and retries came in between (``provider_calls_twice``
     # counts every request not recorded, so with injected errors it counts retried failures).
     answered_twice: int = 0
+    # Seconds from the first message sent to healed: with --faults none, how long the work
+    # itself takes in the same setup (what "heal" includes when the faults come early).
+    total_s: float = 0.0
 
 
 @contextlib.contextmanager
@@ -360,6 +363,7 @@ def chaos_run(
         current = new_worker()
         others = [new_worker() for _ in range(workers_n - 1)]  # not killed; they heal too
         expected = tracks + 5 * setlists
+        started = time.monotonic()
         for batch in _envelopes(tag, tracks, setlists, offset):
             ingest_batch.apply_async((batch, f"chaos:{tag}", "task"))
         wait(lambda s: s.bronze == expected, "bronze to hold every record", 120)
@@ -378,11 +382,15 @@ def chaos_run(
                     sandbox.configure(name, down=False)
             last_fault = time.monotonic()
             time.sleep(1.0)
-        wait(
-            lambda s: s.merged == expected and s.runs_open == 0 and s.sets_missing == 0,
-            "every record merged, every setlist in silver, every run closed",
-            timeout,
-        )
+        progress = (workdir / "progress.csv").open("w")  # seconds after the last fault, merged
+        progress.write("after_last_fault_s,merged,answered\n")
+
+        def healed(s: Any) -> bool:
+            progress.write(f"{time.monotonic() - last_fault:.1f},{s.merged},{s.answered}\n")
+            return bool(s.merged == expected and s.runs_open == 0 and s.sets_missing == 0)
+
+        with progress:
+            wait(healed, "every record merged, every setlist in silver, every run closed", timeout)
         heal = time.monotonic() - last_fault
         alive = [current, *others]
         died = sum(
@@ -411,6 +419,7 @@ def chaos_run(
             answered_twice=sum(
                 int(v.get("answered_again", 0)) for v in sandbox.stats().values()
             ),
+            total_s=round(time.monotonic() - started, 1),
         )
     finally:
         for name in available_providers():
@@ -473,9 +482,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--down", action="append", default=[], help="a provider down until the faults are over"
     )
+    parser.add_argument(
+        "--faults", default="worker,broker,postgres",
+        help="faults in order (worker, broker, postgres; 'none': a control run of the same work)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from providers.registry import available_providers
     from providers.sandbox import start_in_thread
+
+    chosen = tuple(f for f in args.faults.split(",") if f and f != "none")
+    unknown = set(chosen) - {"worker", "broker", "postgres"}
+    if unknown:
+        parser.error(f"unknown faults: {sorted(unknown)}")
 
     sandbox = start_in_thread()
     results = []
@@ -491,9 +509,7 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
                 with private_stack(workdir, args.broker) as stack:
-                    faults = ("worker", "broker", "postgres") + (
-                        ("provider_up",) if args.down else ()
-                    )
+                    faults = chosen + (("provider_up",) if args.down else ())
                     result = chaos_run(
                         stack, base, sandbox, workdir, tracks=args.tracks,
                         setlists=args.setlists, offset=(i * 97) % 300, timeout=args.timeout,

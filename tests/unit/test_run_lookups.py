@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 
 from pipeline.enrich import LookupInput
+from pipeline.lookups.engine import is_back_pressure, retry_budget
 from pipeline.matching import TrackQuery
 from providers.errors import CircuitOpen, RateLimited
 from tasks.enrich import lookup_pool, run_lookups
@@ -126,3 +127,31 @@ def test_messages_of_one_process_share_its_lookup_threads() -> None:
     # Three messages ran on at most three threads, all from the process's one pool of three.
     assert 1 < len(seen) <= 3
     assert all(name.startswith("lookup-3_") for name in seen)
+
+
+def test_our_own_limiter_refusing_is_retried_even_without_retries_left() -> None:
+    """A refusal by our shared limiter (``local``: no request sent) is back pressure, not a
+    failure: on the last attempt the lookup is still left for retry, not given up."""
+    refused = RateLimited("global limit 9 per 1 second reached", retry_after=0.4,
+                          provider="discogs", local=True)  # fmt: skip
+
+    def call(li: LookupInput) -> str:
+        if li.job_id == "job-1":
+            raise refused
+        return "ok"
+
+    batch = run_lookups(call, _inputs(3), attempts=5, can_retry=False, threads=1)
+    assert [o.li.job_id for o in batch.outcomes] == ["job-0"]
+    assert batch.retry_ids == ["job-1", "job-2"] and batch.retry_error is refused
+    assert is_back_pressure(refused)
+    assert not is_back_pressure(RateLimited("HTTP 429", retry_after=1.0, provider="discogs"))
+
+
+def test_refusals_spend_no_retry_budget() -> None:
+    """Attempt numbers and the retry budget count real attempts only: after 10 retries of
+    which 8 were refusals, this is attempt 3 and a failure may still be retried; four real
+    failures exhaust a budget of 4 however many refusals came between."""
+    assert retry_budget(0, 0, 4) == (1, True)
+    assert retry_budget(10, 8, 4) == (3, True)
+    assert retry_budget(4, 0, 4) == (5, False)
+    assert retry_budget(24, 20, 4) == (5, False)
