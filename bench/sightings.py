@@ -308,8 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     tightest = min(bounds, key=lambda p: bounds[p]) if bounds else None
     bound = bounds[tightest] if tightest else float("nan")
-    # What our own limiter lets through (its 3% safety margin in whole requests per window:
-    # 9 of 10/s): the ceiling the pipeline can reach against the provider's bound.
+    # What our own limiter lets through (its 3% safety margin in whole requests per window,
+    # from 34/s up): the ceiling the pipeline can reach against the provider's bound.
     granted = {
         p: granted_per_second(limits[p]) / (calls / tracks)
         for p, calls in limited["by_provider"].items()
