@@ -114,6 +114,33 @@ JOIN enrichment_jobs j ON j.id = l.job_id JOIN enrichment_pipeline_runs r ON r.i
 WHERE r.triggered_by = %(t)s GROUP BY l.provider
 """
 
+# Per provider: when its lookups were recorded (seconds after the pass began), how many per
+# tenth of the pass, and how many failed: where a limited pass spends its time.
+_TIMELINE = """
+SELECT l.provider, count(*) FILTER (WHERE l.status = 'failed') AS failed,
+       extract(epoch FROM min(l.updated_at)) - %(t0)s AS first,
+       extract(epoch FROM max(l.updated_at)) - %(t0)s AS last,
+       array_agg(extract(epoch FROM l.updated_at) - %(t0)s) AS at
+FROM enrichment_lookups l
+JOIN enrichment_jobs j ON j.id = l.job_id JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+WHERE r.triggered_by = %(t)s AND l.api_calls > 0 GROUP BY l.provider ORDER BY l.provider
+"""
+
+
+def print_timeline(conn: Any, tag: str, wall0: float, seconds: float) -> None:
+    """Each provider's recorded lookups over the pass: first and last (seconds after the
+    first message), lookups per tenth of the pass, failures."""
+    for provider, failed, first, last, at in conn.execute(_TIMELINE, {"t": tag, "t0": wall0}):
+        tenths = [0] * 10
+        for a in at:
+            tenths[min(9, max(0, int(float(a) / seconds * 10)))] += 1
+        print(
+            f"{'':<16} {provider:<14} answers from {float(first):6.1f} to {float(last):6.1f} s "
+            f"of {seconds:.1f}; per tenth {tenths}; failed {failed}",
+            flush=True,
+        )
+    conn.commit()
+
 
 _PLAYLISTS_IN_GOLD = """
 SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
@@ -164,6 +191,7 @@ def run_sightings(
         time.sleep(min(2.0, max(0.25, (time.time() - wall0) / 100)))
     seconds = time.time() - wall0
     meter.stop()
+    print_timeline(conn, tag, wall0, seconds)
     rows, tracks, calls, _ = conn.execute(_STATS, {"t": tag}).fetchone()
     by_provider = dict(conn.execute(_CALLS_BY_PROVIDER, {"t": tag}).fetchall())
     conn.commit()

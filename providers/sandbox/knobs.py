@@ -68,6 +68,7 @@ class Stats:
         # GET answers (200/404) per request (path + sorted query): the same question answered
         # more than once is a provider asked twice (the chaos harness's measure, issue 20).
         self._answers: dict[str, dict[str, int]] = {}
+        self._answered_at: dict[str, dict[str, list[float]]] = {}
         self._log: dict[str, deque[float]] = {}
 
     def count(self, provider: str) -> None:
@@ -95,22 +96,27 @@ class Stats:
 
     def answer(self, provider: str, request_key: str) -> None:
         """Record that ``provider`` answered ``request_key`` (a GET's path and sorted query)."""
+        now = time.time()
         with self._lock:
             answers = self._answers.setdefault(provider, {})
             answers[request_key] = answers.get(request_key, 0) + 1
+            when = self._answered_at.setdefault(provider, {}).setdefault(request_key, [])
+            if len(when) < 4:  # enough to tell when a question was asked again
+                when.append(now)
 
     def forget_answers(self) -> None:
         """Start counting repeated answers afresh (a new chaos run asks about its own tracks,
         which an earlier run may have asked about too)."""
         with self._lock:
             self._answers.clear()
+            self._answered_at.clear()
 
-    def repeated(self) -> dict[str, dict[str, int]]:
-        """provider -> {request answered more than once: times answered} (what was asked twice,
-        for a chaos run's log)."""
+    def repeated(self) -> dict[str, dict[str, list[float]]]:
+        """provider -> {request answered more than once: when it was answered (epoch seconds,
+        the first four)}: what was asked twice, for a chaos run's log."""
         with self._lock:
             return {
-                p: {k: n for k, n in answers.items() if n > 1}
+                p: {k: list(self._answered_at[p][k]) for k, n in answers.items() if n > 1}
                 for p, answers in self._answers.items()
                 if any(n > 1 for n in answers.values())
             }

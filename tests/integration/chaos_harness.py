@@ -369,7 +369,9 @@ def chaos_run(
         wait(lambda s: s.bronze == expected, "bronze to hold every record", 120)
         wait(lambda s: s.answered > 0, "the first recorded lookup", 60)
         last_fault = time.monotonic()
+        fault_times: dict[str, float] = {}  # fault -> when it came (epoch seconds)
         for fault in faults:
+            fault_times[fault] = time.time()
             if fault == "worker":
                 current.kill()
                 current = new_worker()
@@ -398,9 +400,15 @@ def chaos_run(
         )
         died += sum(1 for w in alive if w.proc and w.proc.poll() is not None)
         final = state()
-        # What was asked twice, for the run's logs (--keep): request -> times answered.
+        # What was asked twice, for the run's logs (--keep): request -> when it was answered,
+        # in seconds after each fault (which fault it followed tells why it was asked again).
+        asked_again = {
+            p: {k: [{f: round(t - at, 2) for f, at in fault_times.items()} for t in times]
+                for k, times in keys.items()}
+            for p, keys in sandbox.state.stats.repeated().items()
+        }  # fmt: skip
         (workdir / "asked-twice.json").write_text(
-            json.dumps(sandbox.state.stats.repeated(), indent=1, sort_keys=True)
+            json.dumps(asked_again, indent=1, sort_keys=True)
         )
         dup = _q(engine, DUPLICATES_SQL)
         asked = _requests(sandbox) - before
