@@ -9,7 +9,7 @@ from decimal import Decimal
 from pipeline.enrich import LookupInput
 from pipeline.lookups.engine import is_back_pressure, retry_budget
 from pipeline.matching import TrackQuery
-from providers.errors import CircuitOpen, RateLimited
+from providers.errors import CircuitOpen, RateLimited, TransientError
 from tasks.enrich import lookup_pool, run_lookups
 
 
@@ -155,3 +155,21 @@ def test_refusals_spend_no_retry_budget() -> None:
     assert retry_budget(10, 8, 4) == (3, True)
     assert retry_budget(4, 0, 4) == (5, False)
     assert retry_budget(24, 20, 4) == (5, False)
+
+
+def test_a_transient_failure_stops_nothing_else() -> None:
+    """Job 1 fails transiently (a 500 twice over): it is retried, and jobs 2-4 are still asked
+    and recorded; only a rate limit stops new lookups (above)."""
+    calls: list[str] = []
+    failed = TransientError("HTTP 500", provider="spotify")
+
+    def call(li: LookupInput) -> str:
+        calls.append(li.job_id)
+        if li.job_id == "job-1":
+            raise failed
+        return "ok"
+
+    batch = run_lookups(call, _inputs(5), attempts=1, can_retry=True, threads=1)
+    assert calls == [f"job-{i}" for i in range(5)]
+    assert [o.li.job_id for o in batch.outcomes] == ["job-0", "job-2", "job-3", "job-4"]
+    assert batch.retry_ids == ["job-1"] and batch.retry_error is failed
