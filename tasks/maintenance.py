@@ -26,6 +26,7 @@ from pipeline.enrich import Next, create_jobs
 from pipeline.lookups import journal
 from pipeline.merge import artist_to_silver
 from pipeline.runs import start_run
+from tasks import broker_mark
 from tasks.app import app
 from tasks.base import publish_countdown
 from tasks.dispatch import dispatch, queue_for
@@ -154,6 +155,11 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
     age = SWEEP_AFTER_S if older_than_s is None else older_than_s
     providers = _all_providers()
     backlog = queue_backlogs(sorted({queue_for(p) for p in providers} | {"merge"}))
+    # A broker that lost its marker lost every message queued before: a backlog then only holds
+    # what arrived since, and every unleased piece of work is re-sent now (tasks.broker_mark).
+    broker_kept = broker_mark.kept()
+    if not broker_kept:
+        age, backlog = 0, {}
     busy = [p for p in providers if backlog.get(queue_for(p), 0) > 0]
     reruns: list[recovery.FailedWorkRow] = []
     with session_scope() as session:
@@ -206,6 +212,8 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         for start in range(0, len(r.job_ids), size):
             replay_jobs.delay(r.run_id, r.job_ids[start : start + size], r.mode, r.partial)
     _rerun(reruns)
+    if not broker_kept:
+        broker_mark.set_mark()  # only now: a sweep skipped above leaves it missing for the next
     if expiry is not None and expiry + 1 < SWEEP_INTERVAL_S:
         sweep_stalled.apply_async(
             kwargs={"reason": "lease-expiry"}, countdown=publish_countdown(expiry + 1)
@@ -223,7 +231,8 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         "failed_work": len(reruns),
     }
     if any(counts.values()):
-        log.warning("sweeper (%s) re-sent stalled work: %s", reason, counts)
+        lost = "" if broker_kept else " (the broker had lost its messages)"
+        log.warning("sweeper (%s) re-sent stalled work%s: %s", reason, lost, counts)
     return counts
 
 

@@ -60,7 +60,7 @@ class WorkerProcess:
             "-n",
             f"it-{uuid.uuid4().hex[:6]}@%h",
             "--loglevel",
-            "WARNING",
+            os.environ.get("SONGNODES_IT_WORKER_LOGLEVEL", "WARNING"),  # INFO: every task
         ]
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(

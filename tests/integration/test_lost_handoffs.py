@@ -140,6 +140,52 @@ def test_lost_lookups_are_resent(worker: Any, engine: Engine) -> None:
     wait_for(lambda: _jobs(engine, tag).open_runs == 0, 30, "the run closed")
 
 
+def test_the_broker_marker_tells_a_broker_that_lost_its_messages(worker: Any) -> None:
+    """``tasks.broker_mark`` on the real Redis broker: set, the marker is kept; purged (the
+    broker restarted empty), it is not; set again, it is."""
+    from tasks import broker_mark
+
+    broker_mark.set_mark()
+    assert broker_mark.kept()
+    assert _lose([broker_mark.MARK_QUEUE]) >= 1
+    assert not broker_mark.kept()
+    broker_mark.set_mark()
+    assert broker_mark.kept()
+
+
+def test_lookups_lost_with_the_broker_are_resent_though_new_messages_arrived(
+    worker: Any, engine: Engine
+) -> None:
+    """The broker restarts empty (lookup messages and marker purged), then new lookup messages
+    arrive before the sweep: the queues are busy again, yet the lost lookups are re-sent at
+    once (the marker is gone) and every job merges. Before the marker, the busy queues hid the
+    lost lookups until they were older than the sweep age and a later sweep ran (a chaos run:
+    365 lookups stalled 90 s)."""
+    from tasks import broker_mark
+
+    tag = f"handoff-restart:{uuid.uuid4().hex[:8]}"
+    queues = _provider_queues()
+    broker_mark.set_mark()
+    with _not_consumed(queues):
+        _ingest(tag, _envelopes(tag, 4, offset=560))
+        wait_for(
+            lambda: _jobs(engine, tag).jobs == 4 and _waiting(queues) > 0,
+            60,
+            "lookup messages waiting",
+        )
+        assert _lose([*queues, broker_mark.MARK_QUEUE]) > 1  # the broker restarted empty
+        later = f"handoff-restart-new:{uuid.uuid4().hex[:8]}"
+        _ingest(later, _envelopes(later, 2, offset=570))  # new messages after the restart
+        wait_for(lambda: _waiting(queues) > 0, 60, "new lookup messages waiting")
+        from tasks.maintenance import sweep_stalled
+
+        # A beat sweep (the default age, 90 s, is far older than these lookups).
+        sweep_stalled.apply_async(kwargs={"reason": "test"})
+        wait_for(broker_mark.kept, 30, "the sweep to set the marker again")
+    wait_for(lambda: _jobs(engine, tag).merged == 4, 90, "the lost lookups re-sent and merged")
+    wait_for(lambda: _jobs(engine, later).merged == 2, 60, "the new ones merged too")
+
+
 def test_lost_merges_are_resent(worker: Any, engine: Engine) -> None:
     tag = f"handoff-merge:{uuid.uuid4().hex[:8]}"
     with _not_consumed(["merge"]):
