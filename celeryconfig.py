@@ -22,7 +22,7 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 # Celery reads every setting below as an attribute; __all__ names what code imports.
-__all__ = ["PROVIDER_QUEUES", "SWEEP_INTERVAL_S"]
+__all__ = ["PROVIDER_QUEUES", "SWEEP_INTERVAL_S", "is_amqp"]
 
 broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 
