@@ -115,10 +115,17 @@ class MessageReplies:
         return _job.get() or self.first_job
 
     def find(self, request: Request) -> CannedReply | None:
-        job = self._job()
-        if job is None or not self.known:
+        if not self.known:
             return None
-        kept = self.known.get((job, key_of(request)))
+        key = key_of(request)
+        job = _job.get()
+        if job is not None:
+            kept = self.known.get((job, key))
+        else:
+            # A batch request: kept under the first job of the message that made it, which a
+            # re-sent message (other grouping, other order) may not start with; any of this
+            # message's jobs will do (the same request, of the same provider).
+            kept = next((r for (_, k), r in self.known.items() if k == key), None)
         if kept is not None:
             self.served += 1
         return kept

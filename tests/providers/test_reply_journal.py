@@ -11,6 +11,7 @@ provider judged an answer (200 with JSON, 404) is kept. The journal here is an i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import respx
@@ -137,3 +138,33 @@ def test_without_a_journal_nothing_changes(make_provider: ProviderFactory) -> No
         provider.lookup(QUERY, FIELDS)
         provider.lookup(QUERY, FIELDS)
     assert search.call_count == 2
+
+
+def test_a_batch_reply_is_found_whichever_job_of_the_message_kept_it() -> None:
+    """A batch request (AcousticBrainz ``low-level?recording_ids=a;b``) is kept under the first
+    job of the message that made it; the sweeper re-sends those lookups in another grouping and
+    order, so the re-sent message may start with another job (a chaos run asked one batch twice
+    this way). Found by request among the message's jobs; a lookup's own request stays its
+    job's."""
+    from pipeline.lookups.outcome import LookupInput
+    from pipeline.lookups.replies import MessageReplies
+
+    batch = Request("acousticbrainz", None, "GET", f"{BASE}/acousticbrainz/low-level",
+                    {"recording_ids": "a;b"})  # fmt: skip
+    own = Request("acousticbrainz", None, "GET", f"{BASE}/acousticbrainz/high-level",
+                  {"recording_ids": "b"})  # fmt: skip
+    reply = CannedReply(200, {"a": {"0": {}}, "b": {"0": {}}})
+    kept = MessageReplies(
+        "acousticbrainz", "job-a", {("job-b", key_of(batch)): reply, ("job-b", key_of(own)): reply}
+    )
+    assert kept.find(batch) is reply  # no lookup's job in this thread: a batch request
+    asked: dict[str, CannedReply | None] = {}
+
+    def lookup(li: LookupInput) -> Any:
+        asked[li.job_id] = kept.find(own)
+        return None
+
+    for job in ("job-a", "job-b"):
+        kept.asking(lookup)(LookupInput(job, "run", "bronze", "acousticbrainz", ["bpm"],
+                                        QUERY, None, None))  # type: ignore[arg-type]  # fmt: skip
+    assert asked == {"job-a": None, "job-b": reply}
