@@ -85,4 +85,7 @@ def lookup(self: Task, provider: str, job_ids: list[str], waited: int = 0) -> di
             args=retry_args, kwargs={"waited": waited}, countdown=countdown, exc=error,
             max_retries=MAX_LOOKUP_RETRIES + waited,
         ) from error  # fmt: skip
-    return {"looked_up": sum(1 for o in batch.outcomes if o.error is None)}
+    return {
+        "looked_up": sum(1 for o in batch.outcomes if o.error is None),
+        "replayed_requests": batch.replayed,  # answered from the reply journal (Flower shows it)
+    }

@@ -123,6 +123,7 @@ class LookupBatch:
     outcomes: list[LookupOutcome] = field(default_factory=list)
     retry_ids: list[str] = field(default_factory=list)
     retry_error: ProviderError | None = None
+    replayed: int = 0  # requests answered from the reply journal (not asked again)
 
 
 def run_lookups(
@@ -357,6 +358,7 @@ def ask_leased(
             on_answer=_journal(leased.holder),
         )
     batch.outcomes[:0] = leased.known
+    batch.replayed = kept.served
     return batch
 
 

@@ -308,7 +308,7 @@ def test_a_lookup_retried_part_way_does_not_ask_its_answered_requests_again(
     assert len(retried.inputs) == 3 and len(retried.replies) == _reply_rows(engine, jobs)
     second = ask_leased(client, retried, attempts=2, can_retry=True)
     assert _answered(live, provider) == (answered, again), "an answered request was asked again"
-    assert not second.retry_ids
+    assert not second.retry_ids and second.replayed == len(retried.replies)
     for o in second.outcomes:
         assert o.result is not None and o.error is None
         assert o.result.status == found[o.li.job_id].status
