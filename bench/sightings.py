@@ -126,8 +126,19 @@ JOIN enrichment_jobs j ON j.id = l.job_id JOIN enrichment_pipeline_runs r ON r.i
 WHERE r.triggered_by = %(t)s AND l.api_calls > 0 GROUP BY l.provider ORDER BY l.provider
 """
 
+# After the last answer: when the pass's last job merged, its last setlist reached gold, and
+# the last artist aggregate was paid (seconds after the first message).
+_TAIL = """
+SELECT (SELECT extract(epoch FROM max(j.merged_at)) FROM enrichment_jobs j
+          JOIN enrichment_pipeline_runs r ON r.id = j.run_id WHERE r.triggered_by = %(t)s)
+         - %(t0)s AS merged,
+       (SELECT extract(epoch FROM max(updated_at)) FROM gold_playlist_analytics
+          WHERE playlist_name LIKE %(p)s) - %(t0)s AS setlists,
+       (SELECT extract(epoch FROM max(updated_at)) FROM gold_artist_analytics) - %(t0)s AS artists
+"""
 
-def print_timeline(conn: Any, tag: str, wall0: float, seconds: float) -> None:
+
+def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: str) -> None:
     """Each provider's recorded lookups over the pass: first and last (seconds after the
     first message), lookups per tenth of the pass, failures."""
     for provider, failed, first, last, at in conn.execute(_TIMELINE, {"t": tag, "t0": wall0}):
@@ -139,6 +150,12 @@ def print_timeline(conn: Any, tag: str, wall0: float, seconds: float) -> None:
             f"of {seconds:.1f}; per tenth {tenths}; failed {failed}",
             flush=True,
         )
+    merged, sets, artists = conn.execute(_TAIL, {"t": tag, "t0": wall0, "p": pattern}).fetchone()
+    print(
+        f"{'':<16} last job merged at {float(merged or 0):.1f} s, last setlist in gold at "
+        f"{float(sets or 0):.1f} s, last artist aggregate paid at {float(artists or 0):.1f} s",
+        flush=True,
+    )
     conn.commit()
 
 
@@ -191,7 +208,7 @@ def run_sightings(
         time.sleep(min(2.0, max(0.25, (time.time() - wall0) / 100)))
     seconds = time.time() - wall0
     meter.stop()
-    print_timeline(conn, tag, wall0, seconds)
+    print_timeline(conn, tag, wall0, seconds, pattern)
     rows, tracks, calls, _ = conn.execute(_STATS, {"t": tag}).fetchone()
     by_provider = dict(conn.execute(_CALLS_BY_PROVIDER, {"t": tag}).fetchall())
     conn.commit()
