@@ -65,6 +65,7 @@ class PrivateRabbit:
                 for path in (self.dir, self.dir / "enabled_plugins"):
                     shutil.chown(path, "rabbitmq", "rabbitmq")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.node_pids: set[int] = set()  # the node's beam.smp (see kill)
 
     @property
     def url(self) -> str:
@@ -85,6 +86,7 @@ class PrivateRabbit:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self.dir / "none"),
         }
+        before = _beam_pids()
         self.proc = subprocess.Popen(
             ["rabbitmq-server"],
             env=env,
@@ -100,6 +102,7 @@ class PrivateRabbit:
                 ("127.0.0.1", self.port), timeout=1
             ):
                 time.sleep(1.0)  # the listener opens just before the node is fully booted
+                self.node_pids = _beam_pids() - before
                 return
             time.sleep(0.5)
         raise RuntimeError("private RabbitMQ did not start within 60 s")
@@ -107,15 +110,35 @@ class PrivateRabbit:
     def kill(self) -> None:
         import signal
 
-        if self.proc and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        # The node itself: rabbitmq-server starts it through ``su``, in a session of its own,
+        # so killing the wrapper's process group missed it. Until 2026-12-07 the "broker
+        # SIGKILL" of RabbitMQ chaos runs left the node running (no worker ever lost its
+        # connection) and every finished run left a node behind.
+        for pid in self.node_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while self.node_pids & _beam_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.node_pids = set()
 
     def stop(self) -> None:
         import shutil
 
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _beam_pids() -> set[int]:
+    """Pids of the Erlang VMs running now (RabbitMQ nodes)."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
+    return {int(p) for p in found.stdout.split()}
 
 
 def use_broker(app: Any, url: str, options: dict[str, Any]) -> None:
