@@ -22,7 +22,7 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 # Celery reads every setting below as an attribute; __all__ names what code imports.
-__all__ = ["PROVIDER_QUEUES", "SWEEP_INTERVAL_S", "is_amqp"]
+__all__ = ["PROVIDER_QUEUES", "SWEEP_INTERVAL_S", "queue_for_broker"]
 
 broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 
@@ -107,15 +107,17 @@ def queues_for(url: str) -> list[Queue]:
         *("default", "ingest", "merge", "gold", "maintenance", "replay"),
         *(f"provider.{p}" for p in PROVIDER_QUEUES),
     ]
+    return [queue_for_broker(n, url) for n in names]
+
+
+def queue_for_broker(name: str, url: str) -> Queue:
+    """One queue declared the way the broker at ``url`` keeps it safe (see ``queues_for``;
+    also ``tasks.broker_mark``'s marker queue)."""
     if is_amqp(url):
         exchange = Exchange("songnodes.topic", type="topic", durable=True)
-        return [
-            Queue(n, exchange, routing_key=n, durable=True,
-                  queue_arguments={"x-queue-type": "quorum"})
-            for n in names
-        ]
-    exchange = Exchange("songnodes", type="direct")
-    return [Queue(n, exchange, routing_key=n) for n in names]
+        return Queue(name, exchange, routing_key=name, durable=True,
+                     queue_arguments={"x-queue-type": "quorum"})  # fmt: skip
+    return Queue(name, Exchange("songnodes", type="direct"), routing_key=name)
 
 
 task_queues = queues_for(broker_url)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import time
 
-from kombu import Exchange, Queue
+from kombu import Queue
 
-from celeryconfig import is_amqp
+from celeryconfig import queue_for_broker
 from tasks.app import app
 
 __all__ = ["MARK_QUEUE", "kept", "set_mark"]
@@ -33,11 +33,7 @@ MARK_QUEUE = "songnodes.broker-mark"
 
 
 def _queue() -> Queue:
-    if is_amqp(str(app.conf.broker_url)):
-        exchange = Exchange("songnodes.topic", type="topic", durable=True)
-        return Queue(MARK_QUEUE, exchange, routing_key=MARK_QUEUE, durable=True,
-                     queue_arguments={"x-queue-type": "quorum"})  # fmt: skip
-    return Queue(MARK_QUEUE, Exchange("songnodes", type="direct"), routing_key=MARK_QUEUE)
+    return queue_for_broker(MARK_QUEUE, str(app.conf.broker_url))
 
 
 def kept() -> bool:

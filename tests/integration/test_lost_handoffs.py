@@ -117,6 +117,18 @@ def _ingest(tag: str, envelopes: list[dict[str, Any]]) -> None:
     ingest_batch.apply_async((envelopes, tag, "task"))
 
 
+def _ingest_until_lookups_wait(
+    engine: Engine, tag: str, count: int, offset: int, queues: list[str]
+) -> None:
+    """Ingest ``count`` tracks and wait until their jobs exist and lookup messages wait."""
+    _ingest(tag, _envelopes(tag, count, offset=offset))
+    wait_for(
+        lambda: _jobs(engine, tag).jobs == count and _waiting(queues) > 0,
+        60,
+        "lookup messages waiting",
+    )
+
+
 def _provider_queues() -> list[str]:
     import celeryconfig
 
@@ -127,12 +139,7 @@ def test_lost_lookups_are_resent(worker: Any, engine: Engine) -> None:
     tag = f"handoff-lookups:{uuid.uuid4().hex[:8]}"
     queues = _provider_queues()
     with _not_consumed(queues):
-        _ingest(tag, _envelopes(tag, 5, offset=520))
-        wait_for(
-            lambda: _jobs(engine, tag).jobs == 5 and _waiting(queues) > 0,
-            60,
-            "lookup messages waiting",
-        )
+        _ingest_until_lookups_wait(engine, tag, 5, 520, queues)
         assert _lose(queues) > 0
         assert _jobs(engine, tag).merged == 0
     _sweep_now()
@@ -167,12 +174,7 @@ def test_lookups_lost_with_the_broker_are_resent_though_new_messages_arrived(
     queues = _provider_queues()
     broker_mark.set_mark()
     with _not_consumed(queues):
-        _ingest(tag, _envelopes(tag, 4, offset=560))
-        wait_for(
-            lambda: _jobs(engine, tag).jobs == 4 and _waiting(queues) > 0,
-            60,
-            "lookup messages waiting",
-        )
+        _ingest_until_lookups_wait(engine, tag, 4, 560, queues)
         assert _lose([*queues, broker_mark.MARK_QUEUE]) > 1  # the broker restarted empty
         later = f"handoff-restart-new:{uuid.uuid4().hex[:8]}"
         _ingest(later, _envelopes(later, 2, offset=570))  # new messages after the restart
