@@ -32,6 +32,7 @@ import argparse
 import csv
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,8 +180,8 @@ class CpuMeter:
 
     GROUPS = ("worker", "postgres", "bench+sandbox")
 
-    def __init__(self, worker_pid: int) -> None:
-        self.worker_pid = worker_pid
+    def __init__(self, *worker_pids: int) -> None:
+        self.worker_pids = worker_pids
         self._start: dict[tuple[str, int], float] = {}
         self.seconds: dict[str, float] = dict.fromkeys(self.GROUPS, 0.0)
 
@@ -189,7 +190,7 @@ class CpuMeter:
 
         me = os.getpid()
         out: dict[tuple[str, int], float] = {}
-        worker = {proc.pid for proc in _process_tree(self.worker_pid)}
+        worker = {proc.pid for pid in self.worker_pids for proc in _process_tree(pid)}
         for proc in psutil.process_iter(["name"]):
             try:
                 if proc.pid in worker:
@@ -222,9 +223,18 @@ class CpuMeter:
 
 
 @contextmanager
-def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator[int]:
-    """``celery -A bench.pipeline worker`` on every queue; yields its pid; always killed."""
+def worker_process(
+    env: dict[str, str],
+    concurrency: int,
+    log: Path,
+    queues: Sequence[str] | None = None,
+) -> Iterator[int]:
+    """``celery -A bench.pipeline worker`` on ``queues`` (default: every queue); yields its
+    pid once that very worker answers a ping (another bench worker may already be up); always
+    killed."""
     from pipeline.runtime import ALL_QUEUES
+
+    node = f"bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
 
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -236,7 +246,7 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
                 "bench.pipeline",
                 "worker",
                 "-Q",
-                ",".join(ALL_QUEUES),
+                ",".join(queues or ALL_QUEUES),
                 "-c",
                 str(concurrency),
                 "-P",
@@ -244,7 +254,7 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"bench-{uuid.uuid4().hex[:6]}@%h",
+                node,
                 "--loglevel",
                 os.environ.get("SONGNODES_BENCH_WORKER_LOGLEVEL", "WARNING"),
             ],
@@ -259,7 +269,7 @@ def worker_process(env: dict[str, str], concurrency: int, log: Path) -> Iterator
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
+        while not app.control.ping(destination=[node], timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start: {log.read_text()[-3000:]}")
         yield proc.pid

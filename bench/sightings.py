@@ -36,6 +36,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from bench.pipeline import (
     throwaway_database,
     worker_process,
 )
+from pipeline.runtime import ALL_QUEUES
 from tasks.app import app
 
 __all__ = ["main", "setlists", "zipf_sightings"]
@@ -156,8 +158,30 @@ def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: s
         f"{float(sets or 0):.1f} s, last artist aggregate paid at {float(artists or 0):.1f} s",
         flush=True,
     )
+    lags, last_lookup = conn.execute(_MERGE_LAG, {"t": tag, "t0": wall0}).fetchone()
+    if lags:
+        p50, p95, worst = (float(v) for v in lags)
+        print(
+            f"{'':<16} last lookup at {float(last_lookup):.1f} s; last lookup to "
+            f"merge per job that asked: p50 {p50:.2f} s, p95 {p95:.2f} s, max {worst:.2f} s",
+            flush=True,
+        )
     conn.commit()
 
+
+# How long a job that asked a provider waited between its last recorded lookup and its merge
+# (a sighting that waited for another's lookups, single flight, asked none and is left out),
+# and when the pass's last lookup of any kind (scrapers, skipped providers too) was recorded.
+_MERGE_LAG = """
+SELECT percentile_cont(ARRAY[0.5, 0.95, 1.0]) WITHIN GROUP (ORDER BY lag),
+       max(last_lookup) - %(t0)s
+FROM (SELECT extract(epoch FROM j.merged_at - max(l.updated_at)) AS lag,
+             extract(epoch FROM max(l.updated_at)) AS last_lookup
+      FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+      JOIN enrichment_lookups l ON l.job_id = j.id
+      WHERE r.triggered_by = %(t)s AND j.merged_at IS NOT NULL GROUP BY j.id
+      HAVING sum(l.api_calls) > 0) x
+"""
 
 _PLAYLISTS_IN_GOLD = """
 SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
@@ -254,6 +278,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--limited-concurrency", type=int, default=8, help="prefork processes, limited pass"
     )
+    p.add_argument(
+        "--dedicated",
+        default="beatport,musicbrainz",
+        help="providers given a one-process worker of their own in the limited pass (the\n"
+        "two at 1/s asked for nearly every track; '' = one worker on every queue)",
+    )
     p.add_argument("--broker-db", type=int, default=14, help="Redis db of the broker")
     p.add_argument("--state-db", type=int, default=15, help="Redis db of limits/breakers")
     p.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
@@ -326,11 +356,40 @@ def main(argv: list[str] | None = None) -> None:
                     for p, v in limits.items()
                 }
                 # Lookups waiting on a provider's limit sleep in the limiter and hold their
-                # process: more processes keep the other providers' queues moving meanwhile.
-                with worker_process(limited_env, args.limited_concurrency, log) as pid:
+                # process. The deployment docker-compose.yml describes gives each provider at
+                # its limit a worker of its own, so those sleeps never take the general
+                # worker's processes from the other providers, merges and gold.
+                dedicated = [p for p in args.dedicated.split(",") if p]
+                general = [q for q in ALL_QUEUES if q not in {f"provider.{p}" for p in dedicated}]
+                print(
+                    f"limited pass: general worker -c "
+                    f"{max(1, args.limited_concurrency - len(dedicated))}; dedicated -c 1 "
+                    f"workers: {', '.join(dedicated) or 'none'}",
+                    flush=True,
+                )
+                with ExitStack() as workers:
+                    pids = [
+                        workers.enter_context(
+                            worker_process(
+                                limited_env,
+                                max(1, args.limited_concurrency - len(dedicated)),
+                                log,
+                                general,
+                            )
+                        )
+                    ]
+                    for provider in dedicated:
+                        pids.append(
+                            workers.enter_context(
+                                worker_process(limited_env, 1, log, [f"provider.{provider}"])
+                            )
+                        )
                     offset = args.distinct  # tracks no earlier pass saw
                     limited = run_sightings(
-                        conn, "limited", setlists(limited_ranks, offset, nonce, "c"), CpuMeter(pid)
+                        conn,
+                        "limited",
+                        setlists(limited_ranks, offset, nonce, "c"),
+                        CpuMeter(*pids),
                     )
                 sizes = conn.execute(
                     "SELECT pg_database_size(current_database()), "

@@ -238,7 +238,8 @@ class HttpProvider(Provider):
         then makes its usual one-id request, answered with its part, and stores that part as
         its own exchange, so stored replay answers it the same way. Yields the number of parts
         held. A batch request that fails is logged and skipped: the lookups ask one by one, and
-        their errors take the usual paths (retries, the breaker).
+        their errors take the usual paths (retries, the breaker). One refused by a rate limit
+        raises ``RateLimited`` instead, before any lookup is asked.
         """
         parts: list[BatchPart] = []
         holder = self._holder
@@ -252,6 +253,11 @@ class HttpProvider(Provider):
         ):
             try:
                 parts = self.batch_parts(queries, fields)
+            except RateLimited:
+                # Refused by the limit (ours or the provider's 429): asking one by one would
+                # spend a request per lookup where the one batch request was refused; the
+                # lookups wait their turn together (``pipeline.lookups.engine.ask_leased``).
+                raise
             except ProviderError as exc:
                 logger.warning("%s batch request failed (%s); asking one by one", self.name, exc)
             except Exception:  # a bug in one provider's batch code must not fail the message

@@ -33,12 +33,16 @@ __all__ = [
     "RateLimiter",
     "granted_per_second",
     "make_storage",
+    "max_wait_s",
     "read_waits",
     "record_wait",
 ]
 
 logger = logging.getLogger("songnodes.providers.ratelimit")
 
+#: The longest a caller sleeps in the limiter before it is refused (``RateLimited(local)``) and
+#: its lookup goes back to the queue with a countdown. ``SONGNODES_RATE_LIMIT_MAX_WAIT_S``
+#: overrides it per process. Set in ``max_wait_s()``: why the default is what it is.
 DEFAULT_MAX_WAIT = 2.0
 # Sleep a hair past the reset time so we do not wake a microsecond before the slot frees and
 # pay a second round trip; also keeps the wait strictly positive (no spinning).
@@ -119,6 +123,21 @@ def make_storage(redis_url: str | None = None) -> Storage:
 SAFETY_MARGIN = 0.97
 
 
+def max_wait_s() -> float:
+    """This process's longest sleep in a limiter (``SONGNODES_RATE_LIMIT_MAX_WAIT_S``, else
+    :data:`DEFAULT_MAX_WAIT`)."""
+    raw = os.environ.get("SONGNODES_RATE_LIMIT_MAX_WAIT_S")
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"SONGNODES_RATE_LIMIT_MAX_WAIT_S must be seconds, got {raw!r}") from None
+    if not 0 <= value <= 60:  # also refuses nan and inf
+        raise ValueError(f"SONGNODES_RATE_LIMIT_MAX_WAIT_S must be 0..60 seconds, got {raw!r}")
+    return value
+
+
 def _per_second_item(rate: float) -> RateLimitItem:
     if rate * (1 - SAFETY_MARGIN) >= 1:
         return RateLimitItemPerSecond(max(1, int(rate * SAFETY_MARGIN)), 1)
@@ -144,13 +163,13 @@ class RateLimiter:
         config: RateLimitConfig,
         *,
         storage: Storage | None = None,
-        max_wait: float = DEFAULT_MAX_WAIT,
+        max_wait: float | None = None,
         namespace: str = _KEY_NAMESPACE,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.provider = provider
         self.config = config
-        self.max_wait = max_wait
+        self.max_wait = max_wait_s() if max_wait is None else max_wait
         self._namespace = namespace
         self._sleep = sleep
         self._items: list[RateLimitItem] = []

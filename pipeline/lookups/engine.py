@@ -349,14 +349,24 @@ def ask_leased(
     # Requests already answered for these lookups (an earlier delivery) are answered from the
     # reply journal; new answers are kept there as they come (pipeline.lookups.replies).
     kept = replies.MessageReplies(provider, inputs[0].job_id if inputs else None, leased.replies)
-    with heartbeat, kept.active(), _batched(client, inputs):
-        batch = run_lookups(
-            kept.asking(call or ask),
-            inputs,
-            attempts=attempts,
-            can_retry=can_retry,
-            on_answer=_journal(leased.holder),
-        )
+    try:
+        with heartbeat, kept.active(), _batched(client, inputs):
+            batch = run_lookups(
+                kept.asking(call or ask),
+                inputs,
+                attempts=attempts,
+                can_retry=can_retry,
+                on_answer=_journal(leased.holder),
+            )
+    except RateLimited as exc:
+        # The batch request was refused by a rate limit before any lookup was asked: they
+        # wait their turn together, decided as any lookup refused that way is (run_lookups).
+        refused = exc
+
+        def refuse(li: LookupInput) -> LookupResult:
+            raise refused
+
+        batch = run_lookups(refuse, inputs, attempts=attempts, can_retry=can_retry, threads=1)
     batch.outcomes[:0] = leased.known
     batch.replayed = kept.served
     return batch

@@ -17,10 +17,14 @@ import respx
 
 from pipeline import stored_answers
 from pipeline.enrich import LookupInput
+from pipeline.lookups.engine import Leased, ask_leased, is_back_pressure
 from pipeline.matching import TrackQuery
 from pipeline.stored_answers import parse_stored, stored_exchange
+from providers.base import HttpProvider
 from providers.breaker import BreakerConfig, CircuitBreaker, MemoryBreakerStore
 from providers.contract import LookupResult
+from providers.errors import RateLimited
+from providers.ratelimit import RateLimitConfig
 from providers.sandbox import SandboxHandle
 from providers.sandbox.catalogue import SandboxTrack
 
@@ -282,3 +286,79 @@ def test_an_id_the_server_maps_to_another_spelling_gets_its_document(
         canonical: {"0": _low(121.0)},
         "mbid_mapping": {upper: canonical},
     }
+
+
+# AcousticBrainz's bulk answer shape: {mbid: {"0": document}} (never sent in these tests).
+BULK_OK = httpx.Response(200, json={A: {"0": _low(120.0)}, B: {"0": _low(128.0)}})
+
+
+def _refusing_client(make_provider: ProviderFactory, bulk: respx.Route) -> HttpProvider:
+    """An AcousticBrainz client whose shared limit (1/s, no sleeping) was just spent."""
+    client = make_provider("acousticbrainz", ENV, rate=RateLimitConfig(per_second=1))
+    client.limiter.max_wait = 0.0
+    client.limiter.clear()
+    client.limiter.acquire()
+    return client
+
+
+@respx.mock
+def test_a_batch_request_refused_by_our_limiter_asks_nothing_one_by_one(
+    make_provider: ProviderFactory,
+) -> None:
+    """Refused by our own limiter, the batch request raises ``RateLimited(local)`` and no
+    lookup is asked one id at a time: that would spend a request per lookup, at the very
+    provider whose limit is spent (before the fix, a limited pass of bench/sightings paid 1.14
+    AcousticBrainz calls per track instead of ~0.12)."""
+    bulk = respx.get(f"{BASE}/low-level").mock(side_effect=lambda r: _answer(r, BULK_OK))
+    client = _refusing_client(make_provider, bulk)
+    try:
+        with pytest.raises(RateLimited) as info, client.batched([_query(A), _query(B)], ["bpm"]):
+            pytest.fail("the block must not run: its lookups would ask one by one")
+        assert info.value.local and info.value.retry_after > 0
+        assert bulk.call_count == 0
+    finally:
+        client.limiter.clear()
+
+
+@respx.mock
+def test_a_message_whose_batch_request_is_refused_waits_its_turn_whole(
+    make_provider: ProviderFactory,
+) -> None:
+    """``ask_leased``: every lookup of the message goes back for retry together, with the
+    refusal as the reason (back pressure: it spends no retry), and nothing is sent."""
+    bulk = respx.get(f"{BASE}/low-level").mock(side_effect=lambda r: _answer(r, BULK_OK))
+    client = _refusing_client(make_provider, bulk)
+    inputs = [
+        LookupInput(f"job-{m[:4]}", "run", f"bronze-{m[:4]}", "acousticbrainz", ["bpm"],
+                    _query(m), None, Decimal("0.01"))
+        for m in (A, B)
+    ]  # fmt: skip
+    try:
+        batch = ask_leased(client, Leased("holder", inputs, []), attempts=5, can_retry=False)
+    finally:
+        client.limiter.clear()
+    assert batch.outcomes == []
+    assert batch.retry_ids == ["job-1111", "job-2222"]
+    assert isinstance(batch.retry_error, RateLimited) and is_back_pressure(batch.retry_error)
+    assert bulk.call_count == 0
+
+
+@respx.mock
+def test_a_batch_request_answered_429_on_the_last_attempt_gives_the_lookups_up(
+    make_provider: ProviderFactory,
+) -> None:
+    """The provider's own 429 with a long ``Retry-After`` on the last attempt: the lookups are
+    given up as failures (as one refused alone would be), not asked one by one."""
+    throttled = httpx.Response(429, headers={"Retry-After": "120"}, json={"message": "slow"})
+    bulk = respx.get(f"{BASE}/low-level").mock(side_effect=lambda r: _answer(r, throttled))
+    client = make_provider("acousticbrainz", ENV)
+    inputs = [
+        LookupInput(f"job-{m[:4]}", "run", f"bronze-{m[:4]}", "acousticbrainz", ["bpm"],
+                    _query(m), None, Decimal("0.01"))
+        for m in (A, B)
+    ]  # fmt: skip
+    batch = ask_leased(client, Leased("holder", inputs, []), attempts=5, can_retry=False)
+    assert batch.retry_ids == []
+    assert [o.li.job_id for o in batch.outcomes] == ["job-1111", "job-2222"]
+    assert all("gave up after 5 attempts: RateLimited" in (o.error or "") for o in batch.outcomes)
+    assert {c.request.url.params["recording_ids"] for c in bulk.calls} == {f"{A};{B}"}

@@ -90,3 +90,37 @@ def test_granted_rate_keeps_the_safety_margin_and_never_exceeds_the_limit() -> N
     assert granted_per_second(0.5) == 0.5  # 1 per 2 s
     for rate in (0.8, 1, 2.5, 3, 5, 8, 10, 12.5, 30, 50, 100, 250):
         assert 0 < granted_per_second(rate) <= rate
+
+
+def test_max_wait_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SONGNODES_RATE_LIMIT_MAX_WAIT_S`` bounds every limiter built in the process (a worker
+    whose lookups should give their process back rather than sleep): at 0.1 s, a caller that
+    would wait ~0.5 s for a 2/s window is refused at once, having slept nothing."""
+    from providers.ratelimit import DEFAULT_MAX_WAIT, max_wait_s
+
+    monkeypatch.delenv("SONGNODES_RATE_LIMIT_MAX_WAIT_S", raising=False)
+    assert max_wait_s() == DEFAULT_MAX_WAIT
+    monkeypatch.setenv("SONGNODES_RATE_LIMIT_MAX_WAIT_S", "0.1")
+    sleeps: list[float] = []
+    limiter = RateLimiter(
+        "t", RateLimitConfig(per_second=2), storage=MemoryStorage(), sleep=sleeps.append
+    )
+    assert limiter.max_wait == 0.1
+    limiter.acquire()
+    limiter.acquire()
+    with pytest.raises(RateLimited) as info:
+        limiter.acquire()
+    assert info.value.local and sleeps == [] and 0.1 < info.value.retry_after <= 1.01
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1", "nan", "inf", "61"])
+def test_max_wait_from_the_environment_is_checked(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A wrong value is a clear error naming the variable, not a limiter that never waits (a
+    negative budget) or sleeps for ever."""
+    from providers.ratelimit import max_wait_s
+
+    monkeypatch.setenv("SONGNODES_RATE_LIMIT_MAX_WAIT_S", raw)
+    with pytest.raises(ValueError, match="SONGNODES_RATE_LIMIT_MAX_WAIT_S"):
+        max_wait_s()

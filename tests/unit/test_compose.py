@@ -24,6 +24,7 @@ SERVICES = {
     "sandbox",
     "worker",
     "worker-musicbrainz",
+    "worker-beatport",
     "beat",
     "flower",
     "metrics",
@@ -95,11 +96,11 @@ def test_dependency_conditions(compose: dict[str, Any]) -> None:
     svc = compose["services"]
     assert svc["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert _argv(svc["migrate"]) == ["songnodes", "db", "upgrade"]
-    for name in ("worker", "worker-musicbrainz", "beat"):
+    for name in ("worker", "worker-musicbrainz", "worker-beatport", "beat"):
         deps = svc[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["redis"]["condition"] == "service_healthy", name
-    for name in ("worker", "worker-musicbrainz"):
+    for name in ("worker", "worker-musicbrainz", "worker-beatport"):
         assert svc[name]["depends_on"]["sandbox"]["condition"] == "service_healthy"
 
 
@@ -111,7 +112,12 @@ def test_every_declared_queue_is_consumed(compose: dict[str, Any]) -> None:
     consumed = {q for queues in _workers(compose).values() for q in queues}
     assert declared - consumed == set(), "queues nobody consumes"
     assert consumed - declared == set(), "workers consume undeclared queues"
-    assert _workers(compose)["worker-musicbrainz"] == ["provider.musicbrainz"]
+    workers = _workers(compose)
+    assert workers["worker-musicbrainz"] == ["provider.musicbrainz"]
+    assert workers["worker-beatport"] == ["provider.beatport"]
+    # On purpose on their own workers only: a general process asleep in their 1/s limiters held
+    # the other queues up (bench/sightings, limited pass).
+    assert {"provider.musicbrainz", "provider.beatport"}.isdisjoint(workers["worker"])
 
 
 def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
@@ -119,7 +125,9 @@ def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
     from providers.registry import configure_for_sandbox
 
     expected = configure_for_sandbox("http://sandbox:8765")
-    for name in ("migrate", "sandbox", "worker", "worker-musicbrainz", "beat", "flower"):
+    for name in (
+        "migrate", "sandbox", "worker", "worker-musicbrainz", "worker-beatport", "beat", "flower"
+    ):
         env = _env(compose["services"][name])
         assert (
             env["DATABASE_URL"].startswith("postgresql://")
