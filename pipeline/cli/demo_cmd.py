@@ -143,6 +143,34 @@ def _summary(tag: str, stats: dict[str, dict[str, int]], elapsed: float) -> None
                 "" if r.ms is None else str(r.ms),
             )
         console.print(calls)
+        # Issue 17: a sighting of a track already enriched (and fresh) asks no provider. The
+        # embedded database keeps its data between demos, so a second demo asks almost nothing;
+        # say so rather than leave an empty provider table unexplained.
+        seen = s.execute(
+            text("""
+                SELECT count(*) AS sightings,
+                       count(*) FILTER (WHERE NOT EXISTS (
+                           SELECT 1 FROM enrichment_lookups l
+                           WHERE l.job_id = j.id AND l.api_calls > 0)) AS unasked
+                FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+                WHERE r.triggered_by = :tag"""),
+            {"tag": tag},
+        ).one()
+        kept = (
+            "The data stays in the database (embedded: $SONGNODES_HOME, default "
+            "~/.local/state/songnodes)"
+        )
+        if seen.sightings:
+            console.print(
+                f"{seen.unasked} of {seen.sightings} sightings asked no provider: their track "
+                "was already enriched and fresh, or another sighting asked for it (enrich "
+                f"once). {kept}, so another demo reuses it."
+            )
+        else:
+            console.print(
+                "Nothing new: every record of this demo was already in bronze, so ingest added "
+                f"nothing and no provider was asked (a re-run is idempotent). {kept}."
+            )
 
         track = s.execute(
             text("""

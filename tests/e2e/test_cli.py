@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,3 +123,15 @@ def test_demo_small(e2e_db: tuple[str, Engine]) -> None:
     with engine.connect() as conn:
         gold = conn.execute(text("SELECT count(*) FROM gold_playlist_analytics")).scalar_one()
     assert gold >= 1
+    first = re.search(r"(\d+) of (\d+) sightings asked no provider", result.stderr)
+    assert first is not None, result.stderr[-3000:]
+    assert int(first[1]) < int(first[2])  # a fresh database: new tracks were looked up
+
+    # The same demo again on the same database: every record is already in bronze, so nothing
+    # is ingested and no provider is asked; the summary says why instead of showing an
+    # unexplained empty provider table.
+    again = _cli(["demo", "--tracks-per-chart", "1", "--setlists", "1"], db_url)
+    assert again.returncode == 0, again.stderr[-3000:]
+    text_again = " ".join(again.stderr.split())
+    assert "Nothing new: every record of this demo was already in bronze" in text_again
+    assert "sandbox: 0 requests" in text_again
