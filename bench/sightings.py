@@ -280,9 +280,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--dedicated",
-        default="beatport,musicbrainz",
-        help="providers given a one-process worker of their own in the limited pass (the\n"
-        "two at 1/s asked for nearly every track; '' = one worker on every queue)",
+        default="beatport,musicbrainz,discogs",
+        help="providers given a one-process worker of their own in the limited pass, as\n"
+        "docker-compose.yml deploys them (the 1/s providers most tracks reach; '' = one\n"
+        "worker on every queue)",
     )
     p.add_argument("--broker-db", type=int, default=14, help="Redis db of the broker")
     p.add_argument("--state-db", type=int, default=15, help="Redis db of limits/breakers")

@@ -25,6 +25,7 @@ SERVICES = {
     "worker",
     "worker-musicbrainz",
     "worker-beatport",
+    "worker-discogs",
     "beat",
     "flower",
     "metrics",
@@ -96,11 +97,11 @@ def test_dependency_conditions(compose: dict[str, Any]) -> None:
     svc = compose["services"]
     assert svc["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert _argv(svc["migrate"]) == ["songnodes", "db", "upgrade"]
-    for name in ("worker", "worker-musicbrainz", "worker-beatport", "beat"):
+    for name in ("worker", "worker-musicbrainz", "worker-beatport", "worker-discogs", "beat"):
         deps = svc[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["redis"]["condition"] == "service_healthy", name
-    for name in ("worker", "worker-musicbrainz", "worker-beatport"):
+    for name in ("worker", "worker-musicbrainz", "worker-beatport", "worker-discogs"):
         assert svc[name]["depends_on"]["sandbox"]["condition"] == "service_healthy"
 
 
@@ -115,9 +116,11 @@ def test_every_declared_queue_is_consumed(compose: dict[str, Any]) -> None:
     workers = _workers(compose)
     assert workers["worker-musicbrainz"] == ["provider.musicbrainz"]
     assert workers["worker-beatport"] == ["provider.beatport"]
+    assert workers["worker-discogs"] == ["provider.discogs"]
     # On purpose on their own workers only: a general process asleep in their 1/s limiters held
     # the other queues up (bench/sightings, limited pass).
-    assert {"provider.musicbrainz", "provider.beatport"}.isdisjoint(workers["worker"])
+    dedicated = {"provider.musicbrainz", "provider.beatport", "provider.discogs"}
+    assert dedicated.isdisjoint(workers["worker"])
 
 
 def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
@@ -126,7 +129,8 @@ def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
 
     expected = configure_for_sandbox("http://sandbox:8765")
     for name in (
-        "migrate", "sandbox", "worker", "worker-musicbrainz", "worker-beatport", "beat", "flower"
+        "migrate", "sandbox", "worker", "worker-musicbrainz", "worker-beatport",
+        "worker-discogs", "beat", "flower",
     ):
         env = _env(compose["services"][name])
         assert (
