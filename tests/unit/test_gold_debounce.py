@@ -35,14 +35,20 @@ def test_debounce_is_the_setting_until_the_last_run_was_long(
     assert gold.debounce_s("artists") == pytest.approx(gold.ARTISTS_LOAD_FACTOR * 0.4)
 
 
-def test_durations_are_shared_through_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def other_process(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
+    """This process's gold debounces on a fake Redis; returns another process's client."""
     server = fakeredis.FakeServer()
     client = fakeredis.FakeRedis(server=server)
     monkeypatch.setenv("REDIS_URL", "redis://fake")
     monkeypatch.setattr(gold, "_redis", lambda: client)
+    return fakeredis.FakeRedis(server=server)
+
+
+def test_durations_are_shared_through_redis(other_process: fakeredis.FakeRedis) -> None:
+    other = other_process
     # a 2 s refresh, seen by another process
     gold._DEBOUNCES["refresh"].took(time.monotonic() - 2.0)
-    other = fakeredis.FakeRedis(server=server)
     assert float(other.get("songnodes:gold:refresh-seconds") or 0) == pytest.approx(2.0, abs=0.1)
     assert gold.debounce_s("refresh") == pytest.approx(gold.REFRESH_LOAD_FACTOR * 2.0, abs=2)
 
@@ -64,15 +70,11 @@ def test_the_spacing_counts_from_the_end_of_the_last_run(monkeypatch: pytest.Mon
     assert gold.debounce_s("refresh") == gold.REFRESH_DEBOUNCE_S
 
 
-def test_the_end_of_a_run_is_shared_through_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_end_of_a_run_is_shared_through_redis(other_process: fakeredis.FakeRedis) -> None:
     """Another process sees when the last payment ended: a 3 s artist payment that ended 10 s
     ago leaves 5 x 3 - 10 = 5 s of spacing wherever the next one is scheduled."""
-    server = fakeredis.FakeServer()
-    client = fakeredis.FakeRedis(server=server)
-    monkeypatch.setenv("REDIS_URL", "redis://fake")
-    monkeypatch.setattr(gold, "_redis", lambda: client)
+    other = other_process
     gold._DEBOUNCES["artists"].took(time.monotonic() - 3.0)
-    other = fakeredis.FakeRedis(server=server)
     ended = float(other.get("songnodes:gold:artists-ended") or 0)
     assert ended == pytest.approx(time.time(), abs=1)
     assert 0 < other.ttl("songnodes:gold:artists-ended") <= 3600
