@@ -77,7 +77,6 @@ def _redis() -> Any:
 
 
 _local_durations: dict[str, float] = {}
-_local_ended: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -99,32 +98,16 @@ class _Debounce:
     def duration_key(self) -> str:
         return f"songnodes:gold:{self.name}-seconds"
 
-    @property
-    def ended_key(self) -> str:
-        return f"songnodes:gold:{self.name}-ended"
-
     def wait(self) -> float:
-        """The setting, or what is left of the load factor times the last run's duration,
-        counted from when that run ended, when that is longer (shared through Redis; a run of
-        unknown end counts as just ended).
-
-        The bound is the idle time between the end of one run and the start of the next, not
-        the wait after whatever scheduled it: the same share of the database, without adding
-        the whole spacing again when the first change comes long after the last run. (At the
-        end of a 20k-row bench pass the last setlist's artists waited ~13 s for a payment
-        when the one before had ended seconds earlier.)"""
+        """The setting, or the load factor times the last run's duration when that is longer
+        (shared through Redis; 0 when unknown)."""
         client = _redis()
         if client is None:
             last = _local_durations.get(self.name, 0.0)
-            ended = _local_ended.get(self.name)
         else:
-            raw, raw_ended = client.mget(self.duration_key, self.ended_key)
+            raw = client.get(self.duration_key)
             last = float(raw) if raw else 0.0
-            ended = float(raw_ended) if raw_ended else None
-        spacing = self.load_factor * last
-        if ended is not None:
-            spacing -= max(0.0, time.time() - ended)
-        return max(self.setting_s, spacing)
+        return max(self.setting_s, self.load_factor * last)
 
     def schedule(self, task: Any) -> bool:
         """Send ``task`` unless a run is already pending; True when this call sent it."""
@@ -150,13 +133,10 @@ class _Debounce:
     def took(self, started: float) -> None:
         """Record how long the run that began at ``started`` (``time.monotonic()``) took."""
         seconds = time.monotonic() - started
-        ended = time.time()  # wall clock: compared across processes (and hosts) in ``wait``
         _local_durations[self.name] = seconds
-        _local_ended[self.name] = ended
         client = _redis()
         if client is not None:
             client.set(self.duration_key, f"{seconds:.3f}", ex=3600)
-            client.set(self.ended_key, f"{ended:.3f}", ex=3600)
 
 
 _DEBOUNCES = {
