@@ -16,10 +16,11 @@ Passes:
    end (first enqueue -> every run closed and every setlist in gold) and its ratio to no-op
    tasks/s (target 0.35);
 2. re-scrape: the same setlists again under new URLs: provider calls (target 0);
-3. limited: a second worker where every provider is limited to its real limit x
-   ``--limit-factor`` (providers/settings.py), fresh tracks (Zipf again): distinct tracks/s
-   against the bound the most constrained provider sets (its limit / the calls per track it
-   received; target 0.9).
+3. limited: every provider limited to its real limit x ``--limit-factor``
+   (providers/settings.py), workers laid out as docker-compose.yml deploys them (a general
+   worker, and a one-process worker for each ``--dedicated`` provider), fresh tracks (Zipf
+   again): distinct tracks/s against the bound the most constrained provider sets (its limit /
+   the calls per track it received; target 0.9).
 
 Then database bytes per bronze row (``pg_database_size``: every table and index, the empty
 schema included) and lineage rows per bronze row. Last line JSON, ``ratio`` = rows/s / no-op.
