@@ -140,6 +140,20 @@ SELECT (SELECT extract(epoch FROM max(j.merged_at)) FROM enrichment_jobs j
        (SELECT extract(epoch FROM max(updated_at)) FROM gold_artist_analytics) - %(t0)s AS artists
 """
 
+# How long a job that asked a provider waited between its last recorded lookup and its merge
+# (a sighting that waited for another's lookups, single flight, asked none and is left out),
+# and when the last lookup of those jobs was recorded.
+_MERGE_LAG = """
+SELECT percentile_cont(ARRAY[0.5, 0.95, 1.0]) WITHIN GROUP (ORDER BY lag),
+       max(last_lookup) - %(t0)s
+FROM (SELECT extract(epoch FROM j.merged_at - max(l.updated_at)) AS lag,
+             extract(epoch FROM max(l.updated_at)) AS last_lookup
+      FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+      JOIN enrichment_lookups l ON l.job_id = j.id
+      WHERE r.triggered_by = %(t)s AND j.merged_at IS NOT NULL GROUP BY j.id
+      HAVING sum(l.api_calls) > 0) x
+"""
+
 
 def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: str) -> None:
     """Each provider's recorded lookups over the pass: first and last (seconds after the
@@ -169,20 +183,6 @@ def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: s
         )
     conn.commit()
 
-
-# How long a job that asked a provider waited between its last recorded lookup and its merge
-# (a sighting that waited for another's lookups, single flight, asked none and is left out),
-# and when the pass's last lookup of any kind (scrapers, skipped providers too) was recorded.
-_MERGE_LAG = """
-SELECT percentile_cont(ARRAY[0.5, 0.95, 1.0]) WITHIN GROUP (ORDER BY lag),
-       max(last_lookup) - %(t0)s
-FROM (SELECT extract(epoch FROM j.merged_at - max(l.updated_at)) AS lag,
-             extract(epoch FROM max(l.updated_at)) AS last_lookup
-      FROM enrichment_jobs j JOIN enrichment_pipeline_runs r ON r.id = j.run_id
-      JOIN enrichment_lookups l ON l.job_id = j.id
-      WHERE r.triggered_by = %(t)s AND j.merged_at IS NOT NULL GROUP BY j.id
-      HAVING sum(l.api_calls) > 0) x
-"""
 
 _PLAYLISTS_IN_GOLD = """
 SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
@@ -363,22 +363,15 @@ def main(argv: list[str] | None = None) -> None:
                 # worker's processes from the other providers, merges and gold.
                 dedicated = [p for p in args.dedicated.split(",") if p]
                 general = [q for q in ALL_QUEUES if q not in {f"provider.{p}" for p in dedicated}]
+                general_c = max(1, args.limited_concurrency - len(dedicated))
                 print(
-                    f"limited pass: general worker -c "
-                    f"{max(1, args.limited_concurrency - len(dedicated))}; dedicated -c 1 "
-                    f"workers: {', '.join(dedicated) or 'none'}",
+                    f"limited pass: general worker -c {general_c}; dedicated -c 1 workers: "
+                    f"{', '.join(dedicated) or 'none'}",
                     flush=True,
                 )
                 with ExitStack() as workers:
                     pids = [
-                        workers.enter_context(
-                            worker_process(
-                                limited_env,
-                                max(1, args.limited_concurrency - len(dedicated)),
-                                log,
-                                general,
-                            )
-                        )
+                        workers.enter_context(worker_process(limited_env, general_c, log, general))
                     ]
                     for provider in dedicated:
                         pids.append(

@@ -10,7 +10,7 @@ stalled 90 s after a Redis restart).
 So the broker holds one persistent marker message in ``songnodes.broker-mark`` (declared like
 the pipeline's queues: a durable quorum queue on RabbitMQ). While it is there, the broker kept
 what it was given; when it is gone, the broker lost every message queued before, and the sweep
-re-sends all unleased work whatever the backlogs say (:func:`kept`), then sets the marker
+re-sends all unleased work whatever the backlogs say (:func:`kept_in`), then sets the marker
 again (:func:`set_mark`). A broker that cannot be read counts as having lost its messages:
 re-sending is idempotent, waiting is not.
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from kombu import Queue
 
 from celeryconfig import queue_for_broker
 from tasks.app import app
 
-__all__ = ["MARK_QUEUE", "kept", "set_mark"]
+__all__ = ["MARK_QUEUE", "kept", "kept_in", "set_mark"]
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +37,18 @@ def _queue() -> Queue:
     return queue_for_broker(MARK_QUEUE, str(app.conf.broker_url))
 
 
+def kept_in(backlogs: Mapping[str, int]) -> bool:
+    """True when ``backlogs`` (``tasks.maintenance.queue_backlogs``, which read
+    :data:`MARK_QUEUE` with the other queues) hold the marker. A queue that could not be read
+    counts as empty there, so an unreadable broker counts as having lost its messages."""
+    return backlogs.get(MARK_QUEUE, 0) > 0
+
+
 def kept() -> bool:
     """True while the marker is queued: the broker still holds what it was given."""
-    try:
-        with app.connection_for_read() as conn:
-            ok = _queue()(conn.channel()).queue_declare()
-            return bool(ok and ok.message_count > 0)
-    except Exception:
-        log.warning("could not read the broker's marker; sweeping as if it lost its messages",
-                    exc_info=True)  # fmt: skip
-        return False
+    from tasks.maintenance import queue_backlogs  # it imports this module
+
+    return kept_in(queue_backlogs([MARK_QUEUE]))
 
 
 def set_mark() -> None:

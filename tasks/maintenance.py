@@ -16,10 +16,12 @@ import os
 from typing import Any
 
 from celery.utils.log import get_task_logger
-from kombu import Queue
 from sqlalchemy import text
 
-from celeryconfig import SWEEP_INTERVAL_S  # how often beat sends the sweep
+from celeryconfig import (
+    SWEEP_INTERVAL_S,  # how often beat sends the sweep
+    queue_for_broker,
+)
 from db.engine import session_scope
 from pipeline import maintenance, recovery
 from pipeline.enrich import Next, create_jobs
@@ -116,11 +118,13 @@ def queue_backlogs(queues: list[str]) -> dict[str, int]:
     ``global_keyprefix`` is set, even for a queue holding messages.
     """
     counts: dict[str, int] = {}
+    broker = str(app.conf.broker_url)
     try:
         with app.connection_for_read() as conn:
             channel = conn.channel()
             for name in queues:
-                queue = app.amqp.queues.get(name) or Queue(name)
+                # A queue we do not consume (the broker marker) is declared as it was made.
+                queue = app.amqp.queues.get(name) or queue_for_broker(name, broker)
                 try:
                     ok = queue(channel).queue_declare()
                     counts[name] = int(ok.message_count) if ok else 0
@@ -154,10 +158,12 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
 
     age = SWEEP_AFTER_S if older_than_s is None else older_than_s
     providers = _all_providers()
-    backlog = queue_backlogs(sorted({queue_for(p) for p in providers} | {"merge"}))
+    backlog = queue_backlogs(
+        sorted({queue_for(p) for p in providers} | {"merge", broker_mark.MARK_QUEUE})
+    )
     # A broker that lost its marker lost every message queued before: a backlog then only holds
     # what arrived since, and every unleased piece of work is re-sent now (tasks.broker_mark).
-    broker_kept = broker_mark.kept()
+    broker_kept = broker_mark.kept_in(backlog)
     if not broker_kept:
         age, backlog = 0, {}
     busy = [p for p in providers if backlog.get(queue_for(p), 0) > 0]

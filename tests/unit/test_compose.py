@@ -123,6 +123,20 @@ def test_every_declared_queue_is_consumed(compose: dict[str, Any]) -> None:
     assert dedicated.isdisjoint(workers["worker"])
 
 
+def test_the_sightings_bench_lays_workers_out_as_compose_does(compose: dict[str, Any]) -> None:
+    """bench/sightings' limited pass measures the deployment: its default ``--dedicated``
+    providers are exactly the queues compose gives one-process workers of their own."""
+    from bench.sightings import _args
+
+    own = {
+        q.removeprefix("provider.")
+        for name, queues in _workers(compose).items()
+        if name != "worker"
+        for q in queues
+    }
+    assert set(_args([]).dedicated.split(",")) == own
+
+
 def test_app_services_are_wired_to_the_stack(compose: dict[str, Any]) -> None:
     """App containers get DATABASE_URL, broker, REDIS_URL and every provider's sandbox URL."""
     from providers.registry import configure_for_sandbox
