@@ -8,7 +8,7 @@ the normalised artist+title ``identity_key``; read only, no lock). Then:
   configuration (``pipeline.freshness``), plus its own source's scraper provider when the
   waterfall has one (free: it answers from bronze). The fresh fields are written on the job
   (``reused_fields``) with the silver track (``reuse_silver_id``); later rounds never plan them,
-  and merge links the row to that track (``additional_bronze_ids``, playlist membership, gold
+  and merge links the row to that track (``silver_track_sightings``, playlist membership, gold
   appearances) and writes one reuse row per reused field. Fully fresh and no scraper: the job
   goes straight to merge, no lookup at all.
 * a **new** track takes the single flight of its identity key (``pipeline.singleflight``): the

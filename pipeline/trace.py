@@ -121,8 +121,9 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
     """Everything that explains ``fld`` of silver track ``silver_id`` (LookupError if unknown)."""
     track = session.execute(
         text(
-            "SELECT id, artist_name, track_title, bronze_id, additional_bronze_ids "
-            "FROM silver_enriched_tracks WHERE id = :id"
+            "SELECT id, artist_name, track_title, bronze_id, ARRAY(SELECT x.bronze_id "
+            "FROM silver_track_sightings x WHERE x.silver_id = t.id) AS sightings "
+            "FROM silver_enriched_tracks t WHERE id = :id"
         ),
         {"id": silver_id},
     ).first()
@@ -144,7 +145,7 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
         current_provider=prov.current_provider if prov else None,
         current_confidence=_f(prov.current_confidence) if prov else None,
     )
-    bronze_ids = [track.bronze_id, *(track.additional_bronze_ids or [])]
+    bronze_ids = [track.bronze_id, *track.sightings]
     for r in session.execute(
         text(
             "SELECT id, source, source_url, scraped_at FROM bronze_scraped_tracks "

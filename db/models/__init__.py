@@ -49,6 +49,7 @@ from db.models.silver import (
     SilverEnrichedTrack,
     SilverPlaylistTrack,
     SilverTrackAlias,
+    SilverTrackSighting,
 )
 
 __all__ = [
@@ -91,4 +92,5 @@ __all__ = [
     "SilverPlaylistTrack",
     "SilverTrackAlias",
     "SilverTrackArtist",
+    "SilverTrackSighting",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "SilverEnrichedTrack",
     "SilverPlaylistTrack",
     "SilverTrackAlias",
+    "SilverTrackSighting",
 ]
 
 _ID_COLUMNS = ("isrc", "spotify_id", "beatport_id", "musicbrainz_id", "deezer_id", "tidal_id")
@@ -71,9 +72,6 @@ class SilverEnrichedTrack(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     bronze_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("bronze_scraped_tracks.id")
-    )
-    additional_bronze_ids: Mapped[list[uuid.UUID]] = mapped_column(
-        ARRAY(UUID(as_uuid=True)), server_default=text("'{}'")
     )
     artist_name: Mapped[str] = mapped_column(Text)
     track_title: Mapped[str] = mapped_column(Text)
@@ -243,3 +241,19 @@ class SilverTrackAlias(Base):
         UUID(as_uuid=True), ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE")
     )
     created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class SilverTrackSighting(Base):
+    """022: a bronze row a track was sighted in besides its first (``bronze_id``); was the
+    track's ``additional_bronze_ids`` array (issue 17)."""
+
+    __tablename__ = "silver_track_sightings"
+    __table_args__ = (Index("ix_silver_track_sightings_silver_id", "silver_id"),)
+
+    bronze_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    silver_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    linked_at: Mapped[dt.datetime] = created_at_column()

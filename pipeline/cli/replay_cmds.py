@@ -32,14 +32,15 @@ def _select_bronze(
     for sid in silver_ids:
         row = session.execute(
             text(
-                "SELECT bronze_id, additional_bronze_ids FROM silver_enriched_tracks WHERE id = :id"
+                "SELECT bronze_id, ARRAY(SELECT x.bronze_id FROM silver_track_sightings x "
+                "WHERE x.silver_id = t.id) FROM silver_enriched_tracks t WHERE id = :id"
             ),
             {"id": sid},
         ).first()
         if row is None:
             console.print(f"[red]no silver track {sid}[/red]")
             raise typer.Exit(2)
-        ids.update(str(b) for b in [row[0], *(row[1] or [])] if b)
+        ids.update(str(b) for b in [row[0], *row[1]] if b)
     if source or since or until:
         where: list[str] = []
         params: dict[str, Any] = {}

@@ -114,11 +114,12 @@ def find_silver(
 
 
 def silver_ids_for_bronze(session: Session, bronze_ids: list[UUID | str]) -> list[str]:
-    """Silver tracks built from these bronze rows (primary or additional)."""
+    """Silver tracks built from these bronze rows (their first or a later sighting)."""
     rows = session.execute(
         text(
             "SELECT id FROM silver_enriched_tracks WHERE bronze_id = ANY(CAST(:ids AS uuid[])) "
-            "OR additional_bronze_ids && CAST(:ids AS uuid[])"
+            "UNION SELECT silver_id FROM silver_track_sightings "
+            "WHERE bronze_id = ANY(CAST(:ids AS uuid[]))"
         ),
         {"ids": [str(b) for b in bronze_ids]},
     )

@@ -3,7 +3,8 @@
 * **Full** (:func:`write_track`, merges): a prepared job becomes a new track or updates the one
   its identity finds (a value replaces the current one when at least as confident, or always
   when ``override``), with the quality columns scored over the track as written; a linked-only
-  job (issue 17) only adds its bronze row to the track. Lineage and artist credits go to a
+  job (issue 17) only adds its bronze row to the track's sightings (``silver_track_sightings``,
+  022). Lineage and artist credits go to a
   :class:`PendingWrites` the batch flushes once.
 * **Partial** (:func:`write_fields`, a replay's ``fields_to_replay``): only the replayed columns,
   ``field_confidence`` and ``enrichment_metadata.extra``, and the whole track re-scored as a
@@ -71,8 +72,8 @@ class PendingWrites:
         credit_artists(session, self.track_artists)
         mark_merged(session, self.merged_jobs)
         if self.links:
-            # Last, in track order: a hit's row is linked by most batches, and this is the only
-            # lock a linked-only job takes, so it is held for the end of the batch only.
+            # Last: a hit is linked by most batches, and its key share is the only lock a
+            # linked-only job takes, so it is held for the end of the batch only.
             session.execute(
                 _LINK_BRONZES,
                 {"s": [r["s"] for r in self.links], "b": [r["b"] for r in self.links]},
@@ -205,22 +206,27 @@ _QUALITY_SETS = ", ".join(
 
 
 # Issue 17: link linked-only sightings' bronze rows to their tracks (values, quality and
-# metadata stay as the merges that chose them wrote them), rows locked in id order.
+# metadata stay as the merges that chose them wrote them). One insert per sighting (022): the
+# track's row is neither rewritten nor locked beyond the foreign key's KEY SHARE, which no other
+# merge's NO KEY UPDATE waits for. Inserted in key order, so two batches linking the same rows
+# (a redelivery) wait for each other rather than deadlock.
 _LINK_BRONZES = text(
     """
-    WITH k AS (
-        SELECT CAST(s AS uuid) AS s, array_agg(DISTINCT CAST(b AS uuid)) AS b
-        FROM unnest(CAST(:s AS text[]), CAST(:b AS text[])) AS r(s, b) GROUP BY 1
-    ), locked AS (
-        SELECT t.id, k.b FROM silver_enriched_tracks t JOIN k ON k.s = t.id
-        ORDER BY t.id FOR NO KEY UPDATE OF t
-    )
-    UPDATE silver_enriched_tracks t SET updated_at = now(),
-        additional_bronze_ids = t.additional_bronze_ids || ARRAY(
-            SELECT x FROM unnest(l.b) x
-            WHERE x <> t.bronze_id AND NOT x = ANY(t.additional_bronze_ids))
-    FROM locked l WHERE t.id = l.id
+    INSERT INTO silver_track_sightings (bronze_id, silver_id)
+    SELECT DISTINCT CAST(r.b AS uuid), t.id
+    FROM unnest(CAST(:s AS text[]), CAST(:b AS text[])) AS r(s, b)
+    JOIN silver_enriched_tracks t ON t.id = CAST(r.s AS uuid)
+    WHERE t.bronze_id IS DISTINCT FROM CAST(r.b AS uuid)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
     """
+)
+
+# A merge's own bronze row, when it is not the track's first, is one more sighting of it.
+_SIGHTING = (
+    "INSERT INTO silver_track_sightings (bronze_id, silver_id) "
+    "SELECT CAST(:bronze AS uuid), u.id FROM u "
+    "WHERE u.bronze_id IS DISTINCT FROM CAST(:bronze AS uuid) ON CONFLICT DO NOTHING"
 )
 
 
@@ -254,15 +260,12 @@ def _update_silver(
     quality_params: dict[str, Any],
 ) -> str:
     """Write ``updates`` and the quality columns (``quality_params``, see ``_QUALITY_SETS``) to
-    the track in one statement, and record ``bronze_id`` as one of its sources."""
+    the track, and record ``bronze_id`` as one of its sightings, in one statement."""
     sets = "".join(f"{c} = :{c}, " for c in updates)
     session.execute(
         text(
-            f"UPDATE silver_enriched_tracks SET {sets}{_QUALITY_SETS}, "
-            "additional_bronze_ids = CASE WHEN bronze_id = CAST(:bronze AS uuid) OR "
-            "CAST(:bronze AS uuid) = ANY(additional_bronze_ids) THEN additional_bronze_ids "
-            "ELSE additional_bronze_ids || CAST(:bronze AS uuid) END "
-            "WHERE id = :id"
+            f"WITH u AS (UPDATE silver_enriched_tracks SET {sets}{_QUALITY_SETS} "
+            f"WHERE id = :id RETURNING id, bronze_id) {_SIGHTING}"
         ),
         updates | quality_params | {"id": silver_id, "bronze": bronze_id},
     )

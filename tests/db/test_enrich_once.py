@@ -133,10 +133,10 @@ def test_a_fresh_known_track_plans_no_lookup_and_is_linked_with_reuse_lineage(
     job = _job(db_session, run2, bronze2)
     assert job.status == "merged" and job.silver == silver
     extra = db_session.execute(
-        text("SELECT additional_bronze_ids::text[] FROM silver_enriched_tracks WHERE id = :s"),
+        text("SELECT bronze_id::text FROM silver_track_sightings WHERE silver_id = :s"),
         {"s": silver},
-    ).scalar_one()
-    assert bronze2 in extra
+    ).scalars().all()
+    assert extra == [bronze2]  # a sighting besides the first: the track's own bronze row is not one
     rows = db_session.execute(
         text(
             "SELECT transformation_type, metadata_field, transformation_rules FROM "

@@ -169,3 +169,43 @@ def test_alembic_007_down_restores_the_materialised_view(empty_db: str) -> None:
     assert _catalogue(empty_db) == at_006
     upgrade(empty_db)
     assert _harmonic_relkind(empty_db) == "v"
+
+
+def test_022_moves_the_sightings_array_into_rows_and_back(empty_db: str) -> None:
+    """022 turns each track's ``additional_bronze_ids`` into ``silver_track_sightings`` rows
+    (the primary ``bronze_id`` stays on the track), re-runs without change, and its down puts
+    the same ids back in the array, restoring 021's catalogue."""
+    upgrade(empty_db, "0021")
+    at_021 = _catalogue(empty_db)
+    extra = ["00000000-0000-4000-8000-00000000000" + str(n) for n in (1, 2, 3)]
+    with psycopg.connect(libpq_url(empty_db), autocommit=True) as conn:
+        track = conn.execute(
+            "INSERT INTO silver_enriched_tracks (artist_name, track_title, additional_bronze_ids)"
+            " VALUES ('Fred again..', 'Delilah (pull me out of this)', %s::uuid[]) RETURNING id",
+            (extra,),
+        ).fetchone()
+        bare = conn.execute(
+            "INSERT INTO silver_enriched_tracks (artist_name, track_title)"
+            " VALUES ('Anyma', 'Hypnotized') RETURNING id"
+        ).fetchone()
+    assert track is not None and bare is not None
+    upgrade(empty_db)
+    _psql(empty_db, sql_file(22, "up"))  # re-runnable: the column is gone, nothing moves twice
+    with psycopg.connect(libpq_url(empty_db)) as conn:
+        rows = conn.execute(
+            "SELECT bronze_id::text, silver_id FROM silver_track_sightings ORDER BY 1"
+        ).fetchall()
+        column = conn.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE column_name = 'additional_bronze_ids'"
+        ).fetchone()
+    assert rows == [(b, track[0]) for b in extra] and column == (0,)
+    downgrade(empty_db, "0021")
+    assert _catalogue(empty_db) == at_021
+    with psycopg.connect(libpq_url(empty_db)) as conn:
+        arrays = dict(
+            conn.execute(
+                "SELECT id, additional_bronze_ids::text[] FROM silver_enriched_tracks"
+            ).fetchall()
+        )
+    assert arrays == {track[0]: extra, bare[0]: []}

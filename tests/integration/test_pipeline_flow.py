@@ -316,7 +316,8 @@ def test_parallel_mode_cost_and_cross_source_dedup(worker: Any, engine: Engine) 
         ).one()
         silver = conn.execute(
             text(
-                "SELECT bronze_id, additional_bronze_ids FROM silver_enriched_tracks "
+                "SELECT bronze_id, ARRAY(SELECT x.bronze_id FROM silver_track_sightings x "
+                "WHERE x.silver_id = t.id) AS sightings FROM silver_enriched_tracks t "
                 "WHERE isrc = :i"
             ),
             {"i": row["isrc"]},
@@ -327,4 +328,4 @@ def test_parallel_mode_cost_and_cross_source_dedup(worker: Any, engine: Engine) 
     calls = sum(r.api_calls for r in lastfm)
     assert calls >= 1 and float(run.total_api_cost_usd) == round(0.002 * calls, 4)
     assert run.waterfall_config_snapshot["genre"]["waterfall_mode"] == "parallel"
-    assert len(silver) == 1 and len(silver[0].additional_bronze_ids) == 1
+    assert len(silver) == 1 and len(silver[0].sightings) == 1

@@ -63,8 +63,9 @@ def _silver(engine: Engine, bronze_ids: list[str]) -> dict[str, tuple[Any, ...]]
         rows = conn.execute(
             text(
                 f"SELECT b.id AS bronze, {_prefixed()} FROM bronze_scraped_tracks b "
-                "JOIN silver_enriched_tracks s ON s.bronze_id = b.id "
-                "OR b.id = ANY(s.additional_bronze_ids) WHERE b.id = ANY(CAST(:ids AS uuid[]))"
+                "JOIN silver_enriched_tracks s ON s.bronze_id = b.id OR EXISTS (SELECT 1 FROM "
+                "silver_track_sightings x WHERE x.silver_id = s.id AND x.bronze_id = b.id) "
+                "WHERE b.id = ANY(CAST(:ids AS uuid[]))"
             ),
             {"ids": bronze_ids},
         ).all()
