@@ -129,14 +129,17 @@ JOIN enrichment_jobs j ON j.id = l.job_id JOIN enrichment_pipeline_runs r ON r.i
 WHERE r.triggered_by = %(t)s AND l.api_calls > 0 GROUP BY l.provider ORDER BY l.provider
 """
 
-# After the last answer: when the pass's last job merged, its last setlist reached gold, and
-# the last artist aggregate was paid (seconds after the first message).
+# After the last answer: when the pass's last job merged, its last setlist reached gold, the
+# last track's gold row (appearances, paid debounced) and the last artist aggregate were paid
+# (seconds after the first message).
 _TAIL = """
 SELECT (SELECT extract(epoch FROM max(j.merged_at)) FROM enrichment_jobs j
           JOIN enrichment_pipeline_runs r ON r.id = j.run_id WHERE r.triggered_by = %(t)s)
          - %(t0)s AS merged,
        (SELECT extract(epoch FROM max(updated_at)) FROM gold_playlist_analytics
           WHERE playlist_name LIKE %(p)s) - %(t0)s AS setlists,
+       (SELECT extract(epoch FROM max(last_analyzed_at)) FROM gold_track_analytics)
+         - %(t0)s AS tracks,
        (SELECT extract(epoch FROM max(updated_at)) FROM gold_artist_analytics) - %(t0)s AS artists
 """
 
@@ -167,10 +170,11 @@ def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: s
             f"of {seconds:.1f}; per tenth {tenths}; failed {failed}",
             flush=True,
         )
-    merged, sets, artists = conn.execute(_TAIL, {"t": tag, "t0": wall0, "p": pattern}).fetchone()
+    tail = conn.execute(_TAIL, {"t": tag, "t0": wall0, "p": pattern}).fetchone()
+    merged, sets, tracks, artists = (float(v or 0) for v in tail)
     print(
-        f"{'':<16} last job merged at {float(merged or 0):.1f} s, last setlist in gold at "
-        f"{float(sets or 0):.1f} s, last artist aggregate paid at {float(artists or 0):.1f} s",
+        f"{'':<16} last job merged at {merged:.1f} s, last setlist in gold at {sets:.1f} s, "
+        f"last track row paid at {tracks:.1f} s, last artist aggregate paid at {artists:.1f} s",
         flush=True,
     )
     lags, last_lookup = conn.execute(_MERGE_LAG, {"t": tag, "t0": wall0}).fetchone()
@@ -187,9 +191,12 @@ def print_timeline(conn: Any, tag: str, wall0: float, seconds: float, pattern: s
 _PLAYLISTS_IN_GOLD = """
 SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
 """
-# Artist aggregates are paid after their setlists reach gold (migration 019): a pass ends when
-# none is owed.
-_ARTISTS_OWED = "SELECT count(*) FROM gold_artist_refresh_queue"
+# Artist aggregates and track appearances are paid after their setlists reach gold (migrations
+# 019, 023): a pass ends when none is owed.
+_ARTISTS_OWED = (
+    "SELECT (SELECT count(*) FROM gold_artist_refresh_queue)"
+    " + (SELECT count(*) FROM gold_track_refresh_queue)"
+)
 
 
 def run_sightings(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -23,10 +24,14 @@ from pipeline.quality import GOLD_STATUSES
 __all__ = [
     "artists_of_tracks",
     "artists_owed",
+    "claim_owed",
     "claim_owed_artists",
     "merge_playlist",
+    "owe",
     "owe_artists",
+    "owe_tracks",
     "owed_marks",
+    "owed_older_than",
     "pay_owed",
     "refresh_views",
     "upsert_artist_analytics",
@@ -151,12 +156,35 @@ def upsert_artist_analytics(session: Session, artist_ids: Sequence[str]) -> None
 # artist is named by most setlists; re-aggregating it per setlist read all its appearances each
 # time, so the work grew with the square of the repeats (bench/sightings: the 20k-row run never
 # finished). Marks are coalesced per artist: however many merges mark it while a payment is due,
-# it is aggregated once.
+# it is aggregated once. A track's appearances (count, last played) are owed the same way when a
+# setlist names it (migration 023): a hit is in most setlists, and each setlist's merge counted
+# all its appearances again (24 ms per setlist in bench/sightings' 20k re-scrape, and growing).
 
 
-def owe_artists(session: Session, artist_ids: Sequence[str]) -> int:
-    """Mark these artists' gold aggregates as owed (a mark already there is renewed: its
-    ``marked_at`` moves on); returns how many marks were written.
+@dataclass(frozen=True)
+class _Owed:
+    """One queue of owed gold rows: its table, id column, the silver table the ids belong to,
+    and the upsert that pays them."""
+
+    table: str
+    column: str
+    parent: str
+    pay: Callable[[Session, Sequence[str]], object]
+
+
+def _queue(kind: str) -> _Owed:
+    if kind == "artists":
+        return _Owed("gold_artist_refresh_queue", "artist_id", "silver_enriched_artists",
+                      upsert_artist_analytics)  # fmt: skip
+    if kind == "tracks":
+        return _Owed("gold_track_refresh_queue", "track_id", "silver_enriched_tracks",
+                     upsert_track_analytics)  # fmt: skip
+    raise ValueError(f"no owed gold queue {kind!r} (artists, tracks)")
+
+
+def owe(session: Session, kind: str, ids: Sequence[str]) -> int:
+    """Mark these ``kind`` (``artists``, ``tracks``) gold rows as owed (a mark already there is
+    renewed: its ``marked_at`` moves on); returns how many marks were written.
 
     Call it in a transaction of its own, after the silver change that made them stale has
     committed, and commit at once: a payment reads the marks, then silver, then deletes only
@@ -164,74 +192,97 @@ def owe_artists(session: Session, artist_ids: Sequence[str]) -> int:
     payment or leaves a renewed mark for the next one. Ids sorted: concurrent markers lock the
     marks in one order.
     """
-    ids = sorted({str(i) for i in artist_ids})
-    if not ids:
+    q = _queue(kind)
+    keys = sorted({str(i) for i in ids})
+    if not keys:
         return 0
     result = session.execute(
         text(
-            "INSERT INTO gold_artist_refresh_queue (artist_id) "
+            f"INSERT INTO {q.table} ({q.column}) "
             "SELECT a FROM unnest(CAST(:ids AS uuid[])) AS a "
-            "WHERE EXISTS (SELECT 1 FROM silver_enriched_artists s WHERE s.id = a) "
-            "ORDER BY a ON CONFLICT (artist_id) DO UPDATE SET marked_at = clock_timestamp()"
+            f"WHERE EXISTS (SELECT 1 FROM {q.parent} s WHERE s.id = a) "
+            f"ORDER BY a ON CONFLICT ({q.column}) DO UPDATE SET marked_at = clock_timestamp()"
         ),
-        {"ids": ids},
+        {"ids": keys},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def owed_marks(session: Session, limit: int = 500) -> list[tuple[str, Any]]:
-    """Up to ``limit`` owed artists, oldest marks first, with the mark each was read with. A
+def owe_artists(session: Session, artist_ids: Sequence[str]) -> int:
+    """:func:`owe` for artists."""
+    return owe(session, "artists", artist_ids)
+
+
+def owe_tracks(session: Session, track_ids: Sequence[str]) -> int:
+    """:func:`owe` for tracks (their appearances changed: a setlist naming them was merged)."""
+    return owe(session, "tracks", track_ids)
+
+
+def owed_marks(
+    session: Session, limit: int = 500, kind: str = "artists"
+) -> list[tuple[str, Any]]:
+    """Up to ``limit`` owed rows, oldest marks first, with the mark each was read with. A
     plain read: nothing is locked while the payment aggregates (a claim that deleted the marks
     first held them locked through the aggregation, and every merge marking a popular artist
     waited for it: 52 s of mark inserts over 20 ms in the 20k-row bench)."""
+    q = _queue(kind)
     rows = session.execute(
-        text(
-            "SELECT artist_id::text, marked_at FROM gold_artist_refresh_queue "
-            "ORDER BY marked_at LIMIT :n"
-        ),
+        text(f"SELECT {q.column}::text, marked_at FROM {q.table} ORDER BY marked_at LIMIT :n"),
         {"n": limit},
     )
     return [(r[0], r[1]) for r in rows]
 
 
-def pay_owed(session: Session, marks: Sequence[tuple[str, Any]]) -> int:
-    """Aggregate the artists of ``marks`` (silver as committed now, after the marks were read),
+def pay_owed(session: Session, marks: Sequence[tuple[str, Any]], kind: str = "artists") -> int:
+    """Aggregate the rows of ``marks`` (silver as committed now, after the marks were read),
     then delete each mark that is still as it was read; a mark renewed meanwhile stays owed.
     Returns how many marks were paid off."""
     if not marks:
         return 0
-    upsert_artist_analytics(session, sorted({a for a, _ in marks}))
+    q = _queue(kind)
+    q.pay(session, sorted({a for a, _ in marks}))
     result = session.execute(
         text(
-            "DELETE FROM gold_artist_refresh_queue q "
+            f"DELETE FROM {q.table} q "
             "USING unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS m(id, at) "
-            "WHERE q.artist_id = m.id AND q.marked_at = m.at"
+            f"WHERE q.{q.column} = m.id AND q.marked_at = m.at"
         ),
         {"ids": [a for a, _ in marks], "ats": [at for _, at in marks]},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def claim_owed_artists(session: Session, limit: int = 500) -> list[str]:
-    """Read up to ``limit`` owed artists and pay them (:func:`owed_marks`, :func:`pay_owed`) in
-    the caller's transaction; returns the artists aggregated."""
-    marks = owed_marks(session, limit)
-    pay_owed(session, marks)
+def claim_owed(session: Session, kind: str, limit: int = 500) -> list[str]:
+    """Read up to ``limit`` owed ``kind`` rows and pay them (:func:`owed_marks`,
+    :func:`pay_owed`) in the caller's transaction; returns the ids aggregated."""
+    marks = owed_marks(session, limit, kind)
+    pay_owed(session, marks, kind)
     return sorted({a for a, _ in marks})
 
 
-def artists_owed(session: Session, older_than_s: float) -> int:
-    """Owed artists marked more than ``older_than_s`` ago (the debounced payment should have
-    run by then: the sweeper re-sends it)."""
+def claim_owed_artists(session: Session, limit: int = 500) -> list[str]:
+    """:func:`claim_owed` for artists."""
+    return claim_owed(session, "artists", limit)
+
+
+def owed_older_than(session: Session, kind: str, older_than_s: float) -> int:
+    """Owed ``kind`` rows marked more than ``older_than_s`` ago (the debounced payment should
+    have run by then: the sweeper re-sends it)."""
+    q = _queue(kind)
     return int(
         session.execute(
             text(
-                "SELECT count(*) FROM gold_artist_refresh_queue "
+                f"SELECT count(*) FROM {q.table} "
                 "WHERE marked_at < now() - make_interval(secs => :s)"
             ),
             {"s": float(older_than_s)},
         ).scalar_one()
     )
+
+
+def artists_owed(session: Session, older_than_s: float) -> int:
+    """:func:`owed_older_than` for artists."""
+    return owed_older_than(session, "artists", older_than_s)
 
 
 def upsert_playlist_analytics(session: Session, playlist_ids: Sequence[str]) -> None:

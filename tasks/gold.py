@@ -1,12 +1,12 @@
 """Gold tasks: incremental upserts for affected ids, then debounced artist aggregates and one
 debounced view refresh.
 
-Many merges finishing close together schedule a single ``refresh_views`` and a single
-``update_artists`` (a Redis ``SET NX`` flag with a short countdown, or an in-process flag when
-there is no Redis): the views are refreshed concurrently, so readers are never blocked, but not
-once per track; a popular artist's aggregates are computed once per payment, not once per
-setlist naming it (the owed artists are rows in PostgreSQL, so a lost message is re-sent by the
-sweeper).
+Many merges finishing close together schedule a single ``refresh_views``, a single
+``update_artists`` and a single ``update_owed_tracks`` (a Redis ``SET NX`` flag with a short
+countdown, or an in-process flag when there is no Redis): the views are refreshed concurrently,
+so readers are never blocked, but not once per track; a popular artist's aggregates and a hit's
+appearance counts are computed once per payment, not once per setlist naming them (the owed
+artists and tracks are rows in PostgreSQL, so a lost message is re-sent by the sweeper).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from db.engine import session_scope
 from pipeline.gold import (
     artists_of_tracks,
-    claim_owed_artists,
+    claim_owed,
     owe_artists,
+    owe_tracks,
     refresh_views,
     upsert_playlist_analytics,
     upsert_track_analytics,
@@ -39,7 +40,9 @@ __all__ = [
     "refresh_views_task",
     "schedule_artists",
     "schedule_refresh",
+    "schedule_tracks",
     "update_artists_task",
+    "update_owed_tracks_task",
     "update_tracks",
 ]
 
@@ -49,13 +52,19 @@ REFRESH_DEBOUNCE_S = float(os.environ.get("SONGNODES_REFRESH_DEBOUNCE_S", "5"))
 #: Owed artist aggregates are paid this long after the first mark (coalescing the setlists that
 #: name a popular artist meanwhile).
 ARTISTS_DEBOUNCE_S = float(os.environ.get("SONGNODES_ARTISTS_DEBOUNCE_S", "1"))
-#: Artists aggregated per transaction; a payment that fills it goes on with the next batch.
+#: Owed track appearances (a setlist named them, migration 023) are paid this long after the
+#: first mark.
+TRACKS_DEBOUNCE_S = float(os.environ.get("SONGNODES_TRACKS_DEBOUNCE_S", "1"))
+#: Artists (and tracks) aggregated per transaction; a payment that fills it goes on with the
+#: next batch.
 ARTISTS_PER_PAYMENT = 500
+TRACKS_PER_PAYMENT = 500
 #: The wait is stretched to this many times the last run's duration, so that refreshing the
 #: views (a whole-view recomputation that grows with the data: 1 s each at 20k rows, 24 runs in
 #: a 160 s bench) or paying artists takes a bounded share of the database, ~5% and ~20%.
 REFRESH_LOAD_FACTOR = 20.0
 ARTISTS_LOAD_FACTOR = 5.0
+TRACKS_LOAD_FACTOR = 5.0
 
 
 _clients: dict[tuple[int, str], Any] = {}
@@ -142,11 +151,13 @@ class _Debounce:
 _DEBOUNCES = {
     "refresh": _Debounce("refresh", REFRESH_DEBOUNCE_S, REFRESH_LOAD_FACTOR),
     "artists": _Debounce("artists", ARTISTS_DEBOUNCE_S, ARTISTS_LOAD_FACTOR),
+    "tracks": _Debounce("tracks", TRACKS_DEBOUNCE_S, TRACKS_LOAD_FACTOR),
 }
 
 
 def debounce_s(name: str) -> float:
-    """How long a scheduled ``refresh`` or ``artists`` run waits: the configured debounce, or
+    """How long a scheduled ``refresh``, ``artists`` or ``tracks`` run waits: the configured
+    debounce, or
     its load factor times the last run's duration when that is longer."""
     return _DEBOUNCES[name].wait()
 
@@ -159,6 +170,11 @@ def schedule_refresh() -> bool:
 def schedule_artists() -> bool:
     """Schedule one payment of owed artist aggregates unless one is pending."""
     return _DEBOUNCES["artists"].schedule(update_artists_task)
+
+
+def schedule_tracks() -> bool:
+    """Schedule one payment of owed track appearances unless one is pending."""
+    return _DEBOUNCES["tracks"].schedule(update_owed_tracks_task)
 
 
 def _owe_artists_of(track_ids: list[str]) -> None:
@@ -203,16 +219,35 @@ def update_tracks(silver_ids: list[str]) -> int:
 @app.task(name="tasks.gold.update_artists", autoretry_for=TRANSIENT_ERRORS, retry_backoff=True)
 def update_artists_task() -> int:
     """Pay the owed artist aggregates, a batch per transaction, until none is owed."""
-    _DEBOUNCES["artists"].started()  # marks from now on schedule a new payment
+    return _pay("artists", ARTISTS_PER_PAYMENT)
+
+
+def _pay(kind: str, per_payment: int) -> int:
+    """Pay the owed ``kind`` rows, a batch per transaction, until none is owed."""
+    _DEBOUNCES[kind].started()  # marks from now on schedule a new payment
     paid = 0
     started = time.monotonic()
     while True:
         with session_scope() as session:
-            batch = claim_owed_artists(session, ARTISTS_PER_PAYMENT)
+            batch = claim_owed(session, kind, per_payment)
         paid += len(batch)
-        if len(batch) < ARTISTS_PER_PAYMENT:
-            _DEBOUNCES["artists"].took(started)
+        if len(batch) < per_payment:
+            _DEBOUNCES[kind].took(started)
             return paid
+
+
+@app.task(
+    name="tasks.gold.update_owed_tracks",
+    autoretry_for=(*TRANSIENT_ERRORS, IntegrityError),
+    retry_backoff=True,
+)
+def update_owed_tracks_task() -> int:
+    """Pay the owed track appearances (migration 023), a batch per transaction; the views are
+    refreshed after (debounced)."""
+    paid = _pay("tracks", TRACKS_PER_PAYMENT)
+    if paid:
+        schedule_refresh()
+    return paid
 
 
 @app.task(
@@ -240,7 +275,12 @@ def merge_playlist_task(bronze_playlist_id: str) -> str | None:
                 {"p": playlist_id},
             )
         ]
-        upsert_track_analytics(session, track_ids)  # appearances changed
-    _owe_artists_of(track_ids)
+    # Appearances changed: the tracks' and their artists' gold rows are owed (paid debounced,
+    # a hit once per payment rather than once per setlist naming it), marked after the commit.
+    with session_scope() as session:
+        owe_tracks(session, track_ids)
+        owe_artists(session, artists_of_tracks(session, track_ids))
+    schedule_tracks()
+    schedule_artists()
     schedule_refresh()
     return playlist_id

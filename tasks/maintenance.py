@@ -2,9 +2,10 @@
 
 The sweeper (issue 20) re-derives every hand-off a lost message carried from PostgreSQL
 (``pipeline.maintenance.find_stalled_work`` and ``pipeline.recovery``): lookups, merges, setlist
-merges, gold updates, owed artist aggregates, view refreshes, replay chunks, artists, and
-transient failed work. It runs every ``SONGNODES_SWEEP_INTERVAL_S`` (default 60 s), never twice
-at once (an advisory lock the reaper takes too), and at once when a worker reconnects to the broker
+merges, gold updates, owed artist aggregates and track appearances, view refreshes, replay
+chunks, artists, and transient failed work. It runs every ``SONGNODES_SWEEP_INTERVAL_S``
+(default 60 s), never twice at once (an advisory lock the reaper takes too), and at once when a
+worker reconnects to the broker
 (``SweepOnConnect``): after a broker restart that lost its messages, the queues are empty and
 everything still owed is sent again without waiting for the age threshold.
 """
@@ -147,11 +148,12 @@ def _all_providers() -> list[str]:
 @app.task(name="tasks.maintenance.sweep_stalled", keep_failed=False, max_retries=2)
 def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict[str, int]:
     """Re-send every hand-off still owed (see the module docstring); counts of what was sent."""
-    from pipeline.gold import artists_owed
+    from pipeline.gold import owed_older_than
     from tasks.gold import (
         merge_playlist_task,
         refresh_views_task,
         update_artists_task,
+        update_owed_tracks_task,
         update_tracks,
     )
     from tasks.replay import replay_jobs
@@ -193,7 +195,8 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         gold = maintenance.stale_gold(session, age)
         playlists = recovery.stalled_playlists(session, age, SWEEP_LOOKBACK_S)
         views = recovery.views_stale(session, max(age, 1))
-        owed = artists_owed(session, age)
+        owed = owed_older_than(session, "artists", age)
+        owed_tracks = owed_older_than(session, "tracks", age)
         replays = recovery.stalled_replays(session, age)
         artists = recovery.orphan_artists(session, age, SWEEP_LOOKBACK_S)
         for artist_id in artists:
@@ -213,6 +216,8 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         refresh_views_task.delay()
     if owed:
         update_artists_task.delay()
+    if owed_tracks:
+        update_owed_tracks_task.delay()
     for r in replays:
         size = 100 if r.mode == "stored" else 20
         for start in range(0, len(r.job_ids), size):
@@ -232,6 +237,7 @@ def sweep_stalled(older_than_s: int | None = None, reason: str = "beat") -> dict
         "playlists": len(playlists),
         "views": int(views),
         "gold_artists": owed,
+        "gold_tracks": owed_tracks,
         "replays": sum(len(r.job_ids) for r in replays),
         "artists": len(artists),
         "failed_work": len(reruns),

@@ -19,6 +19,7 @@ from db.models.gold import (
     GoldArtistRefreshQueue,
     GoldPlaylistAnalytics,
     GoldTrackAnalytics,
+    GoldTrackRefreshQueue,
 )
 from db.models.lineage import (
     DataQualityMetric,
@@ -79,6 +80,7 @@ __all__ = [
     "GoldArtistRefreshQueue",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
+    "GoldTrackRefreshQueue",
     "IngestQuarantine",
     "MaintenanceMark",
     "MetadataEnrichmentConfig",

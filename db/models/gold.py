@@ -20,6 +20,7 @@ __all__ = [
     "GoldArtistRefreshQueue",
     "GoldPlaylistAnalytics",
     "GoldTrackAnalytics",
+    "GoldTrackRefreshQueue",
 ]
 
 # The gold views are not mapped: they are read with plain SQL.
@@ -97,6 +98,20 @@ class GoldArtistRefreshQueue(Base):
     artist_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True),
         ForeignKey("silver_enriched_artists.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    marked_at: Mapped[dt.datetime] = _now()
+
+
+class GoldTrackRefreshQueue(Base):
+    """023: a track whose gold appearances are owed (``tasks.gold.update_owed_tracks``)."""
+
+    __tablename__ = "gold_track_refresh_queue"
+    __table_args__ = (Index("ix_gold_track_refresh_queue_marked_at", "marked_at"),)
+
+    track_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("silver_enriched_tracks.id", ondelete="CASCADE"),
         primary_key=True,
     )
     marked_at: Mapped[dt.datetime] = _now()

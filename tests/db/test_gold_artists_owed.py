@@ -1,4 +1,5 @@
-"""Gold artist aggregates are owed, coalesced and paid in batches (migration 019, issue 17).
+"""Gold artist aggregates (migration 019) and track appearances (023) are owed, coalesced and
+paid in batches (issue 17).
 
 A popular artist is named by most setlists; before 019 every setlist merge re-aggregated it (a
 query over all its appearances), which bench/sightings measured as most of PostgreSQL's time
@@ -167,3 +168,61 @@ def test_the_task_pays_every_owed_artist_in_batches(
                 {"ids": ids},
             )
             s.commit()
+
+
+def _appear(session: Session, track: Any, date: str) -> None:
+    """One more setlist (on ``date``) naming ``track``."""
+    session.execute(
+        text(
+            "WITH p AS (INSERT INTO silver_enriched_playlists (playlist_name, artist_name, "
+            "event_date) VALUES ('Owed set', 'Owed DJ', CAST(:d AS date)) RETURNING id) "
+            "INSERT INTO silver_playlist_tracks (playlist_id, track_id, position) "
+            "SELECT p.id, :t, 1 FROM p"
+        ),
+        {"t": track, "d": date},
+    )
+
+
+def _appearances(session: Session, track: Any) -> tuple[Any, ...] | None:
+    row = session.execute(
+        text(
+            "SELECT playlist_appearances, last_played_at::date::text FROM gold_track_analytics "
+            "WHERE silver_track_id = :t"
+        ),
+        {"t": track},
+    ).first()
+    return None if row is None else tuple(row)
+
+
+def test_track_appearances_are_owed_and_one_payment_counts_them(db_session: Session) -> None:
+    """Migration 023: setlists naming a track mark it owed (coalesced, one mark however many
+    setlists); one payment writes its gold row with every appearance and the latest date, and
+    empties its mark; a mark renewed after the payment read it stays owed."""
+    from pipeline.gold import claim_owed, owe_tracks, owed_older_than, upsert_track_analytics
+
+    tag = uuid.uuid4().hex[:8]
+    conn = db_session.connection()
+    track = insert_silver_track(
+        conn, f"Owed T {tag}", f"Hit {tag}", bpm=126, validation_status="valid"
+    )
+    upsert_track_analytics(db_session, [str(track)])
+    assert _appearances(db_session, track) == (0, None)
+    for date in ("2025-10-03", "2025-11-29", "2025-10-17"):
+        _appear(db_session, track, date)
+        assert owe_tracks(db_session, [str(track)]) == 1
+    marks = [m for m in owed_marks(db_session, 10_000, "tracks") if m[0] == str(track)]
+    assert len(marks) == 1  # three setlists, one mark
+    assert owed_older_than(db_session, "tracks", -60) >= 1
+    assert str(track) in claim_owed(db_session, "tracks", 10_000)
+    assert _appearances(db_session, track) == (3, "2025-11-29")
+    assert not [m for m in owed_marks(db_session, 10_000, "tracks") if m[0] == str(track)]
+
+    # A fourth setlist marks it again after a payment read the marks: that payment does not
+    # take the renewed mark away.
+    (read,) = marks
+    _appear(db_session, track, "2025-12-05")
+    owe_tracks(db_session, [str(track)])
+    assert pay_owed(db_session, [read], "tracks") == 0  # the mark moved on: still owed
+    assert [m[0] for m in owed_marks(db_session, 10_000, "tracks")].count(str(track)) == 1
+    with pytest.raises(ValueError, match="no owed gold queue"):
+        owed_marks(db_session, 1, "playlists")

@@ -62,9 +62,9 @@ def test_every_table_is_mapped(db_connection: Connection) -> None:
     """Each of the 19 medallion tables, the 4 operational tables of 006, 012's
     playlist_entry_flags, the 2 recovery tables of 014, the 3 alert tables of 015, 017's
     silver_field_checks and enrichment_flights, 018's enrichment_lookup_answers and 019's
-    gold_artist_refresh_queue, 020's silver_track_aliases, 021's enrichment_request_replies
-    and 022's silver_track_sightings has a model."""
-    assert len(Base.metadata.tables) == 36
+    gold_artist_refresh_queue, 020's silver_track_aliases, 021's enrichment_request_replies,
+    022's silver_track_sightings and 023's gold_track_refresh_queue has a model."""
+    assert len(Base.metadata.tables) == 37
     names = set(
         db_connection.execute(
             text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")

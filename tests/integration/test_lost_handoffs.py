@@ -6,7 +6,8 @@ worker consumes the queue again and one sweep runs (``older_than_s=0``, as the s
 sends when it reconnects to the broker). The work then completes: nothing else sends it.
 
 Kinds: provider lookups (``provider.*``), merges (``merge``), gold updates + setlist merges +
-view refreshes (all on ``gold``), payments of owed artist aggregates (``gold``, migration 019),
+view refreshes (all on ``gold``), payments of owed artist aggregates and track appearances
+(``gold``, migrations 019 and 023),
 replay chunks (``replay``). Artists need no hand-off (ingest
 writes them to silver in its own transaction); their reconciler is tested in
 tests/db/test_recovery.py.
@@ -258,49 +259,73 @@ def test_lost_gold_setlist_and_view_messages_are_resent(worker: Any, engine: Eng
     )
 
 
-def test_a_lost_payment_of_owed_artist_aggregates_is_resent(worker: Any, engine: Engine) -> None:
-    """Artists owed a gold re-aggregation (rows of ``gold_artist_refresh_queue``) whose
-    ``update_artists`` message the broker lost are paid after one sweep."""
-    from tasks.gold import update_artists_task
+# (queue, its id column, the gold table, its id column, the silver ids of a tag's jobs, task)
+_OWED = {
+    "artists": (
+        "gold_artist_refresh_queue", "artist_id", "gold_artist_analytics", "silver_artist_id",
+        """SELECT DISTINCT ta.artist_id FROM enrichment_jobs j
+           JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+           JOIN silver_track_artists ta ON ta.track_id = j.silver_track_id
+           WHERE r.triggered_by = :t""",
+        "update_artists_task",
+    ),
+    "tracks": (
+        "gold_track_refresh_queue", "track_id", "gold_track_analytics", "silver_track_id",
+        """SELECT DISTINCT j.silver_track_id FROM enrichment_jobs j
+           JOIN enrichment_pipeline_runs r ON r.id = j.run_id
+           WHERE r.triggered_by = :t AND j.silver_track_id IS NOT NULL""",
+        "update_owed_tracks_task",
+    ),
+}  # fmt: skip
 
-    tag = f"handoff-artists:{uuid.uuid4().hex[:8]}"
-    _ingest(tag, _envelopes(tag, 3, offset=560))
 
-    def artists() -> list[str]:
+@pytest.mark.parametrize("kind", sorted(_OWED))
+def test_a_lost_payment_of_owed_gold_rows_is_resent(
+    worker: Any, engine: Engine, kind: str
+) -> None:
+    """Artists owed a gold re-aggregation (rows of ``gold_artist_refresh_queue``, 019) or
+    tracks owed their appearances (``gold_track_refresh_queue``, 023) whose payment message the
+    broker lost are paid after one sweep."""
+    import tasks.gold
+
+    queue, column, gold, gold_column, ids_sql, task_name = _OWED[kind]
+    task = getattr(tasks.gold, task_name)
+    tag = f"handoff-{kind}:{uuid.uuid4().hex[:8]}"
+    # Tracks are owed their appearances when a setlist naming them is merged.
+    if kind == "artists":
+        _ingest(tag, _envelopes(tag, 3, offset=560))
+    else:
+        _ingest(tag, _envelopes(tag, 3, offset=580, setlist=True))
+
+    def silver_ids() -> list[str]:
         with engine.connect() as conn:
-            return [str(r[0]) for r in conn.execute(
-                text("""SELECT DISTINCT ta.artist_id FROM enrichment_jobs j
-                        JOIN enrichment_pipeline_runs r ON r.id = j.run_id
-                        JOIN silver_track_artists ta ON ta.track_id = j.silver_track_id
-                        WHERE r.triggered_by = :t"""),
-                {"t": tag},
-            )]  # fmt: skip
+            return [str(r[0]) for r in conn.execute(text(ids_sql), {"t": tag})]
 
     def owed_and_paid(ids: list[str], since: Any) -> tuple[int, int]:
         with engine.connect() as conn:
             row = conn.execute(
-                text("""SELECT (SELECT count(*) FROM gold_artist_refresh_queue
-                                 WHERE artist_id = ANY(CAST(:ids AS uuid[]))),
-                               (SELECT count(*) FROM gold_artist_analytics
-                                 WHERE silver_artist_id = ANY(CAST(:ids AS uuid[]))
-                                   AND last_analyzed_at > :since)"""),
+                text(f"""SELECT (SELECT count(*) FROM {queue}
+                                  WHERE {column} = ANY(CAST(:ids AS uuid[]))),
+                                (SELECT count(*) FROM {gold}
+                                  WHERE {gold_column} = ANY(CAST(:ids AS uuid[]))
+                                    AND last_analyzed_at > :since)"""),
                 {"ids": ids, "since": since},
             ).one()  # fmt: skip
             return int(row[0]), int(row[1])
 
-    wait_for(lambda: _jobs(engine, tag).merged == 3 and artists(), 60, "tracks merged")
-    ids = artists()
+    wait_for(lambda: _jobs(engine, tag).merged == 3 and silver_ids(), 60, "tracks merged")
+    ids = silver_ids()
     # The ingest's own payment (an ETA message the worker already holds) is done first.
     wait_for(lambda: owed_and_paid(ids, "-infinity") == (0, len(ids)), 60, "first payment")
     with _not_consumed(["gold"]):
         with engine.begin() as conn:  # a later change owes them again; its payment is lost
             since = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
             conn.execute(
-                text("INSERT INTO gold_artist_refresh_queue (artist_id) "
+                text(f"INSERT INTO {queue} ({column}) "
                      "SELECT unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"),
                 {"ids": ids},
             )  # fmt: skip
-        update_artists_task.delay()
+        task.delay()
         wait_for(lambda: _waiting(["gold"]) > 0, 30, "the payment message waiting")
         assert _lose(["gold"]) > 0
     assert owed_and_paid(ids, since) == (len(ids), 0), "owed, and the payment is gone"
@@ -308,7 +333,7 @@ def test_a_lost_payment_of_owed_artist_aggregates_is_resent(worker: Any, engine:
     wait_for(
         lambda: owed_and_paid(ids, since) == (0, len(ids)),
         90,
-        "every owed artist paid after the sweep",
+        f"every owed {kind[:-1]} paid after the sweep",
     )
 
 
