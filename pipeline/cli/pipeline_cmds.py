@@ -136,7 +136,9 @@ def run_ingest(messages: list[Any], tag: str, wait: bool, timeout_s: float) -> b
 
 
 def _settle_gold(quiet_s: float = 1.5, timeout_s: float = 60) -> None:
-    """Let in-flight gold upserts finish (no change for ``quiet_s``), then refresh the views."""
+    """Let in-flight gold upserts finish (no change for ``quiet_s`` and no artist aggregate or
+    track appearance still owed: those are paid debounced, migrations 019 and 023), then
+    refresh the views."""
     from sqlalchemy import text
 
     from db.engine import session_scope
@@ -153,13 +155,15 @@ def _settle_gold(quiet_s: float = 1.5, timeout_s: float = 60) -> None:
                         "SELECT (SELECT count(*) FROM gold_track_analytics), "
                         "(SELECT max(last_analyzed_at) FROM gold_track_analytics), "
                         "(SELECT count(*) FROM gold_playlist_analytics), "
-                        "(SELECT count(*) FROM silver_enriched_playlists)"
+                        "(SELECT count(*) FROM silver_enriched_playlists), "
+                        "(SELECT count(*) FROM gold_artist_refresh_queue) "
+                        "+ (SELECT count(*) FROM gold_track_refresh_queue)"
                     )
                 ).one()
             )
         if now != last:
             last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since >= quiet_s:
+        elif time.monotonic() - stable_since >= quiet_s and now[-1] == 0:
             break
         time.sleep(0.25)
     with session_scope() as session:

@@ -157,6 +157,30 @@ def test_gold_flow_is_counted_between_adjacent_identified_positions(
     assert float(gold.harmonic_flow_graded) == graded
 
 
+def test_wait_returns_with_every_appearance_paid(
+    ingested: tuple[str, Engine, dict[str, str]],
+) -> None:
+    """Track appearances and artist aggregates are paid debounced (migrations 019, 023):
+    ``ingest --wait`` returns only once none is owed, and every gold track row counts the
+    setlist entries silver holds for it."""
+    _, engine, _ = ingested
+    with engine.connect() as conn:
+        owed = conn.execute(
+            text("SELECT (SELECT count(*) FROM gold_artist_refresh_queue),"
+                 " (SELECT count(*) FROM gold_track_refresh_queue)")
+        ).one()  # fmt: skip
+        rows = conn.execute(
+            text("""
+            SELECT g.playlist_appearances,
+                   (SELECT count(*) FROM silver_playlist_tracks pt
+                     WHERE pt.track_id = g.silver_track_id) AS entries
+            FROM gold_track_analytics g""")
+        ).all()
+    assert tuple(owed) == (0, 0)
+    assert rows and all(r.playlist_appearances == r.entries for r in rows)
+    assert any(r.entries > 0 for r in rows)  # the sets' tracks are among them
+
+
 def test_broken_set_is_stored_without_tracks_and_flagged(
     ingested: tuple[str, Engine, dict[str, str]],
 ) -> None:
