@@ -186,11 +186,11 @@ def owe(session: Session, kind: str, ids: Sequence[str]) -> int:
     """Mark these ``kind`` (``artists``, ``tracks``) gold rows as owed (a mark already there is
     renewed: its ``marked_at`` moves on); returns how many marks were written.
 
-    Call it in a transaction of its own, after the silver change that made them stale has
-    committed, and commit at once: a payment reads the marks, then silver, then deletes only
-    the marks it read unchanged, so a change committed before its mark is either seen by the
-    payment or leaves a renewed mark for the next one. Ids sorted: concurrent markers lock the
-    marks in one order.
+    Call it with the silver change that made them stale, or after it committed, and commit
+    soon (a hit's mark is locked until then): a payment reads the marks, then silver, then
+    deletes only the marks it read unchanged, so a change committed with or before its mark is
+    either seen by the payment or leaves a renewed mark for the next one. Ids sorted:
+    concurrent markers lock the marks in one order.
     """
     q = _queue(kind)
     keys = sorted({str(i) for i in ids})

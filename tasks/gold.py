@@ -275,12 +275,12 @@ def merge_playlist_task(bronze_playlist_id: str) -> str | None:
                 {"p": playlist_id},
             )
         ]
-    # Appearances changed: the tracks' and their artists' gold rows are owed (paid debounced,
-    # a hit once per payment rather than once per setlist naming it), marked after the commit.
-    with session_scope() as session:
+        # Appearances changed: the tracks' gold rows are owed (paid debounced: a hit once per
+        # payment rather than once per setlist naming it), marked in this transaction so a
+        # worker killed after the commit cannot lose the mark (the sweeper re-sends a lost
+        # payment while marks remain).
         owe_tracks(session, track_ids)
-        owe_artists(session, artists_of_tracks(session, track_ids))
     schedule_tracks()
-    schedule_artists()
+    _owe_artists_of(track_ids)
     schedule_refresh()
     return playlist_id
