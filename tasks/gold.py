@@ -1,5 +1,5 @@
-"""Gold tasks: incremental upserts for affected ids, then debounced artist aggregates and one
-debounced view refresh.
+"""Gold tasks: incremental upserts for affected ids, then debounced artist aggregates and track
+appearances, and one debounced view refresh.
 
 Many merges finishing close together schedule a single ``refresh_views``, a single
 ``update_artists`` and a single ``update_owed_tracks`` (a Redis ``SET NX`` flag with a short
@@ -157,8 +157,7 @@ _DEBOUNCES = {
 
 def debounce_s(name: str) -> float:
     """How long a scheduled ``refresh``, ``artists`` or ``tracks`` run waits: the configured
-    debounce, or
-    its load factor times the last run's duration when that is longer."""
+    debounce, or its load factor times the last run's duration when that is longer."""
     return _DEBOUNCES[name].wait()
 
 
