@@ -193,7 +193,7 @@ SELECT count(*) FROM gold_playlist_analytics WHERE playlist_name LIKE %(p)s
 """
 # Artist aggregates and track appearances are paid after their setlists reach gold (migrations
 # 019, 023): a pass ends when none is owed.
-_ARTISTS_OWED = (
+_OWED = (
     "SELECT (SELECT count(*) FROM gold_artist_refresh_queue)"
     " + (SELECT count(*) FROM gold_track_refresh_queue)"
 )
@@ -223,7 +223,7 @@ def run_sightings(
     while True:
         created, running, open_jobs = _progress(conn, tag)
         row = conn.execute(_PLAYLISTS_IN_GOLD, {"p": pattern}).fetchone()
-        owed_row = conn.execute(_ARTISTS_OWED).fetchone()
+        owed_row = conn.execute(_OWED).fetchone()
         conn.commit()
         gold = int(row[0]) if row else 0
         owed = int(owed_row[0]) if owed_row else 0

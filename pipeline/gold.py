@@ -172,14 +172,19 @@ class _Owed:
     pay: Callable[[Session, Sequence[str]], object]
 
 
+_QUEUES = {
+    "artists": _Owed("gold_artist_refresh_queue", "artist_id", "silver_enriched_artists",
+                     upsert_artist_analytics),
+    "tracks": _Owed("gold_track_refresh_queue", "track_id", "silver_enriched_tracks",
+                    upsert_track_analytics),
+}  # fmt: skip
+
+
 def _queue(kind: str) -> _Owed:
-    if kind == "artists":
-        return _Owed("gold_artist_refresh_queue", "artist_id", "silver_enriched_artists",
-                      upsert_artist_analytics)  # fmt: skip
-    if kind == "tracks":
-        return _Owed("gold_track_refresh_queue", "track_id", "silver_enriched_tracks",
-                     upsert_track_analytics)  # fmt: skip
-    raise ValueError(f"no owed gold queue {kind!r} (artists, tracks)")
+    try:
+        return _QUEUES[kind]
+    except KeyError:
+        raise ValueError(f"no owed gold queue {kind!r} ({', '.join(_QUEUES)})") from None
 
 
 def owe(session: Session, kind: str, ids: Sequence[str]) -> int:

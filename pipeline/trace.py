@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.matching import identity_key
+from pipeline.merge.identity import bronze_ids_of
 
 __all__ = ["Answer", "BronzeSource", "Decision", "Trace", "find_silver", "trace_field"]
 
@@ -121,9 +122,8 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
     """Everything that explains ``fld`` of silver track ``silver_id`` (LookupError if unknown)."""
     track = session.execute(
         text(
-            "SELECT id, artist_name, track_title, bronze_id, ARRAY(SELECT x.bronze_id "
-            "FROM silver_track_sightings x WHERE x.silver_id = t.id) AS sightings "
-            "FROM silver_enriched_tracks t WHERE id = :id"
+            "SELECT id, artist_name, track_title, bronze_id FROM silver_enriched_tracks "
+            "WHERE id = :id"
         ),
         {"id": silver_id},
     ).first()
@@ -145,13 +145,12 @@ def trace_field(session: Session, silver_id: str, fld: str) -> Trace:
         current_provider=prov.current_provider if prov else None,
         current_confidence=_f(prov.current_confidence) if prov else None,
     )
-    bronze_ids = [track.bronze_id, *track.sightings]
     for r in session.execute(
         text(
             "SELECT id, source, source_url, scraped_at FROM bronze_scraped_tracks "
             "WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY scraped_at"
         ),
-        {"ids": [str(b) for b in bronze_ids if b]},
+        {"ids": bronze_ids_of(session, silver_id) or []},
     ):
         trace.sources.append(
             BronzeSource(str(r.id), r.source, r.source_url, r.scraped_at, r.id == track.bronze_id)

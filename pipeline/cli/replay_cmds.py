@@ -28,19 +28,15 @@ def _select_bronze(
 ) -> list[str]:
     from sqlalchemy import text
 
+    from pipeline.merge import bronze_ids_of
+
     ids = set(bronze_ids)
     for sid in silver_ids:
-        row = session.execute(
-            text(
-                "SELECT bronze_id, ARRAY(SELECT x.bronze_id FROM silver_track_sightings x "
-                "WHERE x.silver_id = t.id) FROM silver_enriched_tracks t WHERE id = :id"
-            ),
-            {"id": sid},
-        ).first()
-        if row is None:
+        built_from = bronze_ids_of(session, sid)
+        if built_from is None:
             console.print(f"[red]no silver track {sid}[/red]")
             raise typer.Exit(2)
-        ids.update(str(b) for b in [row[0], *row[1]] if b)
+        ids.update(built_from)
     if source or since or until:
         where: list[str] = []
         params: dict[str, Any] = {}

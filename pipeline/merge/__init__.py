@@ -26,7 +26,13 @@ from __future__ import annotations
 
 from pipeline.merge.artists import artist_to_silver, upsert_artist
 from pipeline.merge.batch import merge_batch, merge_job
-from pipeline.merge.identity import IDENTITY_IDS, SilverTrack, find_silver, silver_ids_for_bronze
+from pipeline.merge.identity import (
+    IDENTITY_IDS,
+    SilverTrack,
+    bronze_ids_of,
+    find_silver,
+    silver_ids_for_bronze,
+)
 from pipeline.merge.jobs import Choice, MergeJob, MergeResult, PreparedJob
 from pipeline.merge.lineage import write_merged
 from pipeline.merge.partial import merge_fields
@@ -48,6 +54,7 @@ __all__ = [
     "Resolution",
     "SilverTrack",
     "artist_to_silver",
+    "bronze_ids_of",
     "complete_playlists",
     "find_silver",
     "merge_batch",

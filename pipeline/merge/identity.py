@@ -23,6 +23,7 @@ __all__ = [
     "SilverTrack",
     "advisory_lock",
     "advisory_locks",
+    "bronze_ids_of",
     "find_silver",
     "silver_ids_for_bronze",
 ]
@@ -124,3 +125,20 @@ def silver_ids_for_bronze(session: Session, bronze_ids: list[UUID | str]) -> lis
         {"ids": [str(b) for b in bronze_ids]},
     )
     return [str(r[0]) for r in rows]
+
+
+def bronze_ids_of(session: Session, silver_id: str) -> list[str] | None:
+    """The bronze rows silver track ``silver_id`` was built from: its first (``bronze_id``),
+    then its later sightings (``silver_track_sightings``, 022); None when there is no such
+    track. The inverse of :func:`silver_ids_for_bronze`."""
+    row = session.execute(
+        text(
+            "SELECT bronze_id, ARRAY(SELECT x.bronze_id FROM silver_track_sightings x "
+            "WHERE x.silver_id = t.id ORDER BY x.linked_at, x.bronze_id) "
+            "FROM silver_enriched_tracks t WHERE id = :id"
+        ),
+        {"id": silver_id},
+    ).first()
+    if row is None:
+        return None
+    return [str(b) for b in [row[0], *row[1]] if b]

@@ -4,8 +4,8 @@
   its identity finds (a value replaces the current one when at least as confident, or always
   when ``override``), with the quality columns scored over the track as written; a linked-only
   job (issue 17) only adds its bronze row to the track's sightings (``silver_track_sightings``,
-  022). Lineage and artist credits go to a
-  :class:`PendingWrites` the batch flushes once.
+  022). Lineage, artist credits and sightings go to a :class:`PendingWrites` the batch flushes
+  once.
 * **Partial** (:func:`write_fields`, a replay's ``fields_to_replay``): only the replayed columns,
   ``field_confidence`` and ``enrichment_metadata.extra``, and the whole track re-scored as a
   merge scores it (warnings of fields not replayed kept).
@@ -50,40 +50,44 @@ class PendingWrites:
     track_artists: Rows = field(default_factory=list)
     merged_jobs: Rows = field(default_factory=list)
     silver_ids: set[str] = field(default_factory=set)
-    links: Rows = field(default_factory=list)  # issue 17: linked-only rows
+    sightings: Rows = field(default_factory=list)  # issue 17, migration 022
 
     def add(
         self,
         silver_id: str,
         job_id: str,
+        bronze_id: str,
         rows: tuple[Rows, Rows],
         links: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """One merged job: its merge transformations + provenance rows, artist links, status."""
+        """One merged job: its merge transformations + provenance rows, artist links, status,
+        and its bronze row as a sighting of the track (written only when it is not the
+        track's first)."""
         merges, provenance = rows
         self.merges += merges
         self.provenance += provenance
         self.track_artists += links
         self.merged_jobs.append({"s": silver_id, "id": job_id})
+        self.sightings.append({"s": silver_id, "b": bronze_id})
         self.silver_ids.add(silver_id)
 
     def flush(self, session: Session) -> None:
         write_lineage(session, self.merges, self.provenance)
         credit_artists(session, self.track_artists)
         mark_merged(session, self.merged_jobs)
-        if self.links:
-            # Last: a hit is linked by most batches, and its key share is the only lock a
+        if self.sightings:
+            # Last: a hit is sighted by most batches, and its key share is the only lock a
             # linked-only job takes, so it is held for the end of the batch only.
             session.execute(
-                _LINK_BRONZES,
-                {"s": [r["s"] for r in self.links], "b": [r["b"] for r in self.links]},
+                _SIGHTINGS,
+                {"s": [r["s"] for r in self.sightings], "b": [r["b"] for r in self.sightings]},
             )
         for rows in (
             self.merges,
             self.provenance,
             self.track_artists,
             self.merged_jobs,
-            self.links,
+            self.sightings,
         ):
             rows.clear()
         self.silver_ids.clear()
@@ -128,8 +132,7 @@ def write_track(
     reuse = job.reuse_silver_id
     if p.linked_only:
         silver_id = str(reuse)
-        pending.links.append({"s": silver_id, "b": job.bronze_track_id})
-        pending.add(silver_id, job.id, ([], []))
+        pending.add(silver_id, job.id, job.bronze_track_id, ([], []))
         return silver_id
     existing = find_silver(session, values, p.ikey, silver_id=reuse)
     if existing is not None and existing.id in pending.silver_ids:
@@ -180,7 +183,7 @@ def write_track(
     ]
     # Only after every write of this job succeeded (the caller's savepoint may still roll it
     # back on an exception above, and then nothing of it may be flushed).
-    pending.add(silver_id, job.id, rows, links)
+    pending.add(silver_id, job.id, job.bronze_track_id, rows, links)
     return silver_id
 
 
@@ -205,12 +208,13 @@ _QUALITY_SETS = ", ".join(
 )
 
 
-# Issue 17: link linked-only sightings' bronze rows to their tracks (values, quality and
-# metadata stay as the merges that chose them wrote them). One insert per sighting (022): the
-# track's row is neither rewritten nor locked beyond the foreign key's KEY SHARE, which no other
-# merge's NO KEY UPDATE waits for. Inserted in key order, so two batches linking the same rows
-# (a redelivery) wait for each other rather than deadlock.
-_LINK_BRONZES = text(
+# Issue 17: each merged job's bronze row, unless it is its track's first (``bronze_id``), is a
+# sighting of the track; a linked-only job writes nothing else (values, quality and metadata
+# stay as the merges that chose them wrote them). One insert per sighting (022): the track's row
+# is neither rewritten nor locked beyond the foreign key's KEY SHARE, which no other merge's NO
+# KEY UPDATE waits for. Inserted in key order, so two batches linking the same rows (a
+# redelivery) wait for each other rather than deadlock.
+_SIGHTINGS = text(
     """
     INSERT INTO silver_track_sightings (bronze_id, silver_id)
     SELECT DISTINCT CAST(r.b AS uuid), t.id
@@ -220,13 +224,6 @@ _LINK_BRONZES = text(
     ORDER BY 1, 2
     ON CONFLICT DO NOTHING
     """
-)
-
-# A merge's own bronze row, when it is not the track's first, is one more sighting of it.
-_SIGHTING = (
-    "INSERT INTO silver_track_sightings (bronze_id, silver_id) "
-    "SELECT CAST(:bronze AS uuid), u.id FROM u "
-    "WHERE u.bronze_id IS DISTINCT FROM CAST(:bronze AS uuid) ON CONFLICT DO NOTHING"
 )
 
 
@@ -256,18 +253,14 @@ def _update_silver(
     session: Session,
     updates: dict[str, Any],
     silver_id: str,
-    bronze_id: str,
     quality_params: dict[str, Any],
 ) -> str:
     """Write ``updates`` and the quality columns (``quality_params``, see ``_QUALITY_SETS``) to
-    the track, and record ``bronze_id`` as one of its sightings, in one statement."""
+    the track in one statement (its bronze row is a sighting: ``PendingWrites``)."""
     sets = "".join(f"{c} = :{c}, " for c in updates)
     session.execute(
-        text(
-            f"WITH u AS (UPDATE silver_enriched_tracks SET {sets}{_QUALITY_SETS} "
-            f"WHERE id = :id RETURNING id, bronze_id) {_SIGHTING}"
-        ),
-        updates | quality_params | {"id": silver_id, "bronze": bronze_id},
+        text(f"UPDATE silver_enriched_tracks SET {sets}{_QUALITY_SETS} WHERE id = :id"),
+        updates | quality_params | {"id": silver_id},
     )
     return silver_id
 
@@ -334,15 +327,13 @@ def _write_silver(
 
     try:
         with savepoint():
-            return _update_silver(
-                session, updates, existing.id, bronze_id, quality(written(updates))
-            )
+            return _update_silver(session, updates, existing.id, quality(written(updates)))
     except IntegrityError:
         if not careful:
             raise
         safe = {c: v for c, v in updates.items() if c not in IDENTITY_IDS}
         _id_conflict(warnings, "not copied")
-        return _update_silver(session, safe, existing.id, bronze_id, quality(written(safe)))
+        return _update_silver(session, safe, existing.id, quality(written(safe)))
 
 
 def write_fields(
